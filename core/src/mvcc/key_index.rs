@@ -69,20 +69,23 @@ impl KeyIndex {
 
     /// Drops the revisions that a compaction at `at` makes unreachable: every
     /// revision at or above `at` stays (so a watch from `at` sees its events),
-    /// and below it only the latest one, and only if it is a live value
-    /// (needed to read at `at`). That kept revision, if any, is pushed onto
+    /// and below it only the latest one, and only if it is a live value that
+    /// a read at `at` sees. That kept revision, if any, is pushed onto
     /// `kept_below`. Returns true when nothing of the key is left.
     pub(crate) fn compact(&mut self, at: i64, kept_below: &mut Vec<Revision>) -> bool {
         let mut last_below = None;
+        let mut changed_at = false;
         for (gi, g) in self.generations.iter().enumerate() {
             for (ri, r) in g.revs.iter().enumerate() {
                 if r.main >= at {
+                    changed_at |= r.main == at;
                     break;
                 }
                 last_below = Some((gi, ri));
             }
         }
-        let keep_live = last_below.filter(|&(gi, ri)| !self.generations[gi].is_tombstone(ri));
+        // A change exactly at `at` is what reads at `at` see instead.
+        let keep_live = last_below.filter(|&(gi, ri)| !changed_at && !self.generations[gi].is_tombstone(ri));
         if let Some((gi, ri)) = keep_live {
             kept_below.push(self.generations[gi].revs[ri]);
         }
@@ -99,7 +102,6 @@ impl KeyIndex {
     }
 
     /// Every revision in the index, in order (used to check invariants).
-    #[cfg(test)]
     pub(crate) fn revisions(&self) -> Vec<Revision> {
         self.generations.iter().flat_map(|g| g.revs.iter().copied()).collect()
     }

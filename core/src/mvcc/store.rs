@@ -226,9 +226,10 @@ impl Store {
         Ok(store)
     }
 
-    /// Checks the structural invariants (tests and debug builds).
-    #[cfg(test)]
-    pub(crate) fn check_invariants(&self) {
+    /// Panics if a structural invariant is broken: history strictly ordered,
+    /// every indexed revision present with its key, the latest-value cache
+    /// equal to what the index says. For tests and the simulator's checkers.
+    pub fn check_invariants(&self) {
         for w in self.history.windows(2) {
             assert!(w[0].rev < w[1].rev, "history out of order");
         }

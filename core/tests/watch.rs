@@ -1,0 +1,190 @@
+//! The watch hub: synced and unsynced watchers, filters, prev_kv, slow
+//! consumers, compaction, progress, fragments.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use detcd_core::request::*;
+use detcd_core::watch::{WatchHub, WatchLimits, WatchOutput, WatchRequest, WatcherId};
+use detcd_core::{prefix_range_end, Event, EventKind};
+
+/// A node with a hub fed after every apply, as the server will do it.
+struct Watched {
+    node: Node,
+    hub: WatchHub,
+}
+
+impl Watched {
+    fn new(limits: WatchLimits) -> Watched {
+        Watched { node: Node::new(), hub: WatchHub::new(limits) }
+    }
+
+    fn put(&mut self, k: &str, v: &str) {
+        let applied = self.node.apply(Command::Put(PutRequest { key: b(k), value: b(v), ..Default::default() }));
+        self.hub.notify(&applied.events);
+    }
+
+    fn delete(&mut self, k: &str) {
+        let applied = self.node.apply(Command::DeleteRange(DeleteRangeRequest { key: b(k), ..Default::default() }));
+        self.hub.notify(&applied.events);
+    }
+
+    fn watch(&mut self, req: WatchRequest) -> WatcherId {
+        self.hub.watch(req, self.node.state.store())
+    }
+
+    /// Syncs and polls, returning each watcher's events in order.
+    fn drain(&mut self, id: WatcherId) -> Vec<Event> {
+        self.hub.sync(self.node.state.store());
+        let mut events = vec![];
+        for out in self.hub.poll(self.node.state.revision()) {
+            if let WatchOutput::Events { watcher, events: evs, .. } = out {
+                if watcher == id {
+                    events.extend(evs);
+                }
+            }
+        }
+        events
+    }
+}
+
+fn summary(events: &[Event]) -> Vec<(EventKind, String, i64)> {
+    events.iter().map(|e| (e.kind, String::from_utf8_lossy(&e.kv.key).into_owned(), e.kv.mod_revision)).collect()
+}
+
+fn key_watch(k: &str) -> WatchRequest {
+    WatchRequest { key: b(k), ..Default::default() }
+}
+
+#[test]
+fn synced_watcher_gets_new_events_only() {
+    let mut w = Watched::new(WatchLimits::default());
+    w.put("name", "old");
+    let id = w.watch(key_watch("name"));
+    assert_eq!(w.hub.is_synced(id), Some(true));
+    w.put("name", "korbin");
+    w.put("other", "x");
+    w.delete("name");
+    let events = w.drain(id);
+    assert_eq!(summary(&events), vec![(EventKind::Put, "name".into(), 3), (EventKind::Delete, "name".into(), 5)]);
+    assert_eq!(events[0].prev_kv, None, "prev_kv only when asked");
+    assert!(w.drain(id).is_empty(), "each event once");
+}
+
+#[test]
+fn past_start_catches_up_from_history_then_follows() {
+    let mut w = Watched::new(WatchLimits::default());
+    for i in 0..5 {
+        w.put("foo", &i.to_string());
+    }
+    let id = w.watch(WatchRequest { key: b("foo"), start_revision: 3, prev_kv: true, ..Default::default() });
+    assert_eq!(w.hub.is_synced(id), Some(false));
+    w.put("foo", "live");
+    let events = w.drain(id);
+    let revs: Vec<i64> = events.iter().map(|e| e.kv.mod_revision).collect();
+    assert_eq!(revs, vec![3, 4, 5, 6, 7]);
+    assert_eq!(events[0].prev_kv.as_ref().unwrap().mod_revision, 2);
+    assert_eq!(events[4].prev_kv.as_ref().unwrap().value, b("4"));
+    assert_eq!(w.hub.is_synced(id), Some(true));
+}
+
+#[test]
+fn prefix_watch_with_filters() {
+    let mut w = Watched::new(WatchLimits::default());
+    let req = WatchRequest { key: b("svc/"), range_end: prefix_range_end(b"svc/"), no_put: true, ..Default::default() };
+    let id = w.watch(req);
+    w.put("svc/a", "1");
+    w.put("svx", "1");
+    w.delete("svc/a");
+    assert_eq!(summary(&w.drain(id)), vec![(EventKind::Delete, "svc/a".into(), 4)]);
+}
+
+#[test]
+fn future_start_revision_waits() {
+    let mut w = Watched::new(WatchLimits::default());
+    let id = w.watch(WatchRequest { key: b("k"), start_revision: 4, ..Default::default() });
+    w.put("k", "2");
+    w.put("k", "3");
+    w.put("k", "4");
+    assert_eq!(summary(&w.drain(id)), vec![(EventKind::Put, "k".into(), 4)]);
+}
+
+#[test]
+fn slow_consumer_is_moved_to_unsynced_without_loss() {
+    let mut w = Watched::new(WatchLimits { max_pending_events: 3, ..Default::default() });
+    let id = w.watch(key_watch("k"));
+    for i in 0..10 {
+        w.put("k", &i.to_string());
+    }
+    assert_eq!(w.hub.is_synced(id), Some(false), "buffer full: demoted");
+    let mut got = vec![];
+    for _ in 0..10 {
+        got.extend(w.drain(id));
+        w.put("other", "x");
+    }
+    let revs: Vec<i64> = got.iter().map(|e| e.kv.mod_revision).collect();
+    assert_eq!(revs, (2..=11).collect::<Vec<_>>());
+    assert_eq!(w.hub.is_synced(id), Some(true));
+}
+
+#[test]
+fn compacted_start_cancels_with_the_compact_revision() {
+    let mut w = Watched::new(WatchLimits::default());
+    for i in 0..5 {
+        w.put("k", &i.to_string());
+    }
+    w.node.compact(4).unwrap();
+    let id = w.watch(WatchRequest { key: b("k"), start_revision: 2, ..Default::default() });
+    let ok = w.watch(WatchRequest { key: b("k"), start_revision: 4, ..Default::default() });
+    w.hub.sync(w.node.state.store());
+    let out = w.hub.poll(w.node.state.revision());
+    assert!(out.contains(&WatchOutput::Compacted { watcher: id, compact_revision: 4 }));
+    assert!(out.iter().any(|o| matches!(o, WatchOutput::Events { watcher, events, .. } if *watcher == ok && events.len() == 3)));
+    assert_eq!(w.hub.is_synced(id), None, "the compacted watcher is gone");
+}
+
+#[test]
+fn cancel_stops_delivery() {
+    let mut w = Watched::new(WatchLimits::default());
+    let id = w.watch(key_watch("k"));
+    let range_id = w.watch(WatchRequest { key: b("a"), range_end: Bytes::from_static(&[0]), ..Default::default() });
+    w.put("k", "1");
+    assert!(w.hub.cancel(id));
+    assert!(w.hub.cancel(range_id));
+    assert!(!w.hub.cancel(id));
+    assert!(w.drain(id).is_empty());
+    w.put("k", "2");
+    assert!(w.hub.poll(3).is_empty());
+    assert!(w.hub.is_empty());
+}
+
+#[test]
+fn progress_only_for_idle_synced_watchers_that_asked() {
+    let mut w = Watched::new(WatchLimits::default());
+    let asked = w.watch(WatchRequest { key: b("k"), progress_notify: true, ..Default::default() });
+    let _silent = w.watch(key_watch("k"));
+    assert_eq!(w.hub.progress(1), vec![WatchOutput::Progress { watcher: asked, revision: 1 }]);
+    w.put("k", "1");
+    assert!(w.hub.progress(2).is_empty(), "pending events come first");
+}
+
+#[test]
+fn large_responses_are_fragmented_for_watchers_that_accept_it() {
+    let mut w = Watched::new(WatchLimits { max_response_bytes: 200, ..Default::default() });
+    let id = w.watch(WatchRequest { key: b("k"), fragment: true, ..Default::default() });
+    let whole = w.watch(key_watch("k"));
+    for i in 0..5 {
+        w.put("k", &"x".repeat(100 + i));
+    }
+    let out = w.hub.poll(6);
+    let parts: Vec<(usize, bool)> = out
+        .iter()
+        .filter_map(|o| match o {
+            WatchOutput::Events { watcher, events, fragment, .. } if *watcher == id => Some((events.len(), *fragment)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(parts, vec![(1, true), (1, true), (1, true), (1, true), (1, false)]);
+    assert!(out.iter().any(|o| matches!(o, WatchOutput::Events { watcher, events, fragment: false, .. } if *watcher == whole && events.len() == 5)));
+}
