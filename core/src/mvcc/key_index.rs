@@ -49,6 +49,13 @@ impl KeyIndex {
         self.latest = None;
     }
 
+    /// Restores a tombstone whose put was compacted away (possible only for a
+    /// delete exactly at the compaction revision).
+    pub(crate) fn orphan_tombstone(&mut self, rev: Revision) {
+        assert!(self.latest.is_none() && self.generations.is_empty(), "orphan tombstone after other changes");
+        self.generations.push(Generation { revs: vec![rev], ended: true });
+    }
+
     /// The main revision of the key's last change (0 if none).
     pub(crate) fn last_main(&self) -> i64 {
         self.generations.last().and_then(|g| g.revs.last()).map_or(0, |r| r.main)

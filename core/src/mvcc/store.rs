@@ -214,10 +214,13 @@ impl Store {
             }
             let ki = store.index.entry(e.kv.key.clone()).or_default();
             if e.tombstone {
-                if ki.latest.is_none() {
+                if ki.latest.is_some() {
+                    ki.tombstone(e.rev);
+                } else if e.rev.main == compacted && ki.last_main() == 0 {
+                    ki.orphan_tombstone(e.rev);
+                } else {
                     return Err(format!("tombstone at revision {:?} for a key that is not live", e.rev));
                 }
-                ki.tombstone(e.rev);
             } else {
                 ki.put(e.rev, e.kv.clone());
             }
