@@ -19,7 +19,7 @@ pub struct StateConfig {
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig { min_lease_ttl: DEFAULT_MIN_LEASE_TTL, lease_id_seed: 0x6465_7463_64 }
+        StateConfig { min_lease_ttl: DEFAULT_MIN_LEASE_TTL, lease_id_seed: 0x64_6574_6364 }
     }
 }
 

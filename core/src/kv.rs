@@ -67,6 +67,9 @@ impl Millis {
     }
 }
 
+/// Start and end bounds of a key scan.
+pub type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// A set of keys in etcd's request encoding: `range_end` empty means the key
 /// alone, `range_end == [0]` means every key from `key` on, otherwise the keys
 /// in `[key, range_end)`.
@@ -99,7 +102,7 @@ impl KeyRange {
     /// The bounds for a `BTreeMap` range scan, or `None` when the range is
     /// empty (an end at or before the start); `BTreeMap::range` would panic on
     /// such bounds.
-    pub fn bounds(&self) -> Option<(Bound<&[u8]>, Bound<&[u8]>)> {
+    pub fn bounds(&self) -> Option<KeyBounds<'_>> {
         match self {
             KeyRange::Single(key) => Some((Bound::Included(key), Bound::Included(key))),
             KeyRange::From(key) => Some((Bound::Included(key), Bound::Unbounded)),
