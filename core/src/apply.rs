@@ -194,7 +194,7 @@ impl State {
                     if r.key.is_empty() {
                         return Err(Error::EmptyKey);
                     }
-                    self.store.read_revision(r.revision)?;
+                    self.check_txn_range_revision(r.revision)?;
                 }
                 RequestOp::Put(p) => self.check_put(p)?,
                 RequestOp::DeleteRange(d) if d.key.is_empty() => return Err(Error::EmptyKey),
@@ -203,6 +203,26 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// etcd's `checkRequestRange`: revision 0 reads the txn's view; any
+    /// other is checked against the store's bounds, where etcd's first
+    /// revision is -1 until the first compaction (so a negative revision
+    /// below that is `Compacted`, exactly as etcd answers).
+    fn check_txn_range_revision(&self, rev: i64) -> Result<()> {
+        let first = match self.store.compact_revision() {
+            0 => -1,
+            compacted => compacted,
+        };
+        if rev == 0 {
+            Ok(())
+        } else if rev > self.store.current_revision() {
+            Err(Error::FutureRev)
+        } else if rev < first {
+            Err(Error::Compacted)
+        } else {
+            Ok(())
+        }
     }
 
     fn compact(&mut self, rev: i64) -> Result<Response> {

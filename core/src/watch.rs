@@ -222,6 +222,10 @@ impl WatchHub {
         for id in ids {
             let w = self.watchers.get_mut(&id).expect("unsynced watcher exists");
             if w.next_rev < store.compact_revision() {
+                if !w.pending.is_empty() {
+                    // Deliver what it was already given before the notice.
+                    continue;
+                }
                 self.compacted.push((id, store.compact_revision()));
                 self.unsynced.remove(&id);
                 self.ready.remove(&id);
@@ -301,4 +305,44 @@ pub fn fragment(events: Vec<Event>, max_bytes: usize) -> Vec<Vec<Event>> {
         parts.last_mut().expect("never empty").push(ev);
     }
     parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(store: &mut Store, hub: &mut WatchHub, key: &'static str) {
+        let mut w = store.writer();
+        w.put(Bytes::from_static(key.as_bytes()), Bytes::new(), 0);
+        hub.notify(&w.finish().1);
+    }
+
+    /// A slow watcher compacted while it still holds buffered events gets
+    /// those events first, then the compaction notice, as etcd does.
+    #[test]
+    fn compaction_of_a_slow_watcher_keeps_its_buffered_events() {
+        let mut store = Store::new();
+        let mut hub = WatchHub::new(WatchLimits { max_pending_events: 1, ..Default::default() });
+        let id = hub.watch(WatchRequest { key: Bytes::from_static(b"k"), ..Default::default() }, &store);
+        put(&mut store, &mut hub, "k"); // buffered, revision 2
+        put(&mut store, &mut hub, "k"); // buffer full: unsynced from revision 3
+        put(&mut store, &mut hub, "k");
+        assert_eq!(hub.is_synced(id), Some(false));
+        store.compact(4);
+        hub.sync(&store);
+        let revs = |out: &[WatchOutput]| -> Vec<i64> {
+            out.iter()
+                .flat_map(|o| match o {
+                    WatchOutput::Events { events, .. } => events.iter().map(|e| e.kv.mod_revision).collect(),
+                    _ => vec![],
+                })
+                .collect()
+        };
+        let out = hub.poll(4);
+        assert_eq!(revs(&out), vec![2]);
+        assert!(!out.iter().any(|o| matches!(o, WatchOutput::Compacted { .. })));
+        hub.sync(&store);
+        assert_eq!(hub.poll(4), vec![WatchOutput::Compacted { watcher: id, compact_revision: 4 }]);
+        assert!(hub.is_empty());
+    }
 }

@@ -250,3 +250,22 @@ fn hash_kv_is_equal_for_equal_histories() {
     c.put("k0", "different");
     assert_ne!(c.state.hash_kv(0).unwrap().hash, a.state.hash_kv(0).unwrap().hash);
 }
+
+#[test]
+fn txn_range_revisions_are_checked_as_etcd_does() {
+    let mut n = Node::new();
+    for v in ["1", "2", "3"] {
+        n.put("k", v);
+    }
+    let read_at = |revision| TxnRequest {
+        success: vec![RequestOp::Range(RangeRequest { key: b("k"), revision, ..Default::default() })],
+        ..Default::default()
+    };
+    assert!(n.txn(read_at(-1)).is_ok(), "before any compaction etcd's first revision is -1");
+    n.compact(3).unwrap();
+    assert_eq!(n.txn(read_at(2)), Err(Error::Compacted));
+    assert_eq!(n.txn(read_at(-1)), Err(Error::Compacted), "etcd rejects a negative revision once compacted");
+    assert_eq!(n.txn(read_at(5)), Err(Error::FutureRev));
+    let ResponseOp::Range(r) = &n.txn(read_at(0)).unwrap().responses[0] else { panic!() };
+    assert_eq!(r.kvs[0].value, b("3"));
+}

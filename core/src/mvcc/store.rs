@@ -142,7 +142,10 @@ impl Store {
             if !wanted(&e.kv.key) {
                 continue;
             }
-            let prev_kv = if with_prev { self.prev_version(&e.kv.key, e.rev.main) } else { None };
+            // As etcd, a creation has no previous value, even after a delete
+            // of the key earlier in the same revision.
+            let created = !e.tombstone && e.kv.create_revision == e.rev.main;
+            let prev_kv = if with_prev && !created { self.prev_version(&e.kv.key, e.rev.main) } else { None };
             let kind = if e.tombstone { EventKind::Delete } else { EventKind::Put };
             events.push(Event { kind, kv: e.kv.clone(), prev_kv });
         }
@@ -313,12 +316,17 @@ impl StoreWriter<'_> {
 
     /// Deletes one key known to be live (`prev` is its current value).
     pub fn delete_live(&mut self, prev: KeyValue) {
+        let key = prev.key.clone();
+        // A watcher's prev_kv is the value before this revision, as etcd's
+        // (not a put of the key earlier in the same request).
+        let event_prev =
+            if prev.mod_revision == self.main { self.store.prev_version(&prev.key, self.main) } else { Some(prev) };
         let rev = self.next_rev();
-        let ki = self.store.index.get_mut(&prev.key).expect("deleting a live key");
+        let ki = self.store.index.get_mut(&key).expect("deleting a live key");
         ki.tombstone(rev);
-        let kv = KeyValue { key: prev.key.clone(), mod_revision: rev.main, ..Default::default() };
+        let kv = KeyValue { key, mod_revision: rev.main, ..Default::default() };
         self.store.history.push(HistoryEntry { rev, kv: kv.clone(), tombstone: true });
-        self.events.push(Event { kind: EventKind::Delete, kv, prev_kv: Some(prev) });
+        self.events.push(Event { kind: EventKind::Delete, kv, prev_kv: event_prev });
     }
 
     /// Ends the request: the store moves to the new revision if anything was
@@ -328,5 +336,50 @@ impl StoreWriter<'_> {
             self.store.current = self.main;
         }
         (self.store.current, self.events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// A put and a delete of one key in one request (a delete of `[key, \0)`
+    /// passes etcd's duplicate check): watchers get etcd's prev_kv, the value
+    /// before the revision and none for a creation, whether the events come
+    /// straight from the writer or later from the history.
+    #[test]
+    fn prev_kv_of_a_key_changed_twice_in_one_revision() {
+        let mut s = Store::new();
+        let mut w = s.writer();
+        w.put(b("k"), b("old"), 0);
+        w.finish();
+        let old = s.get(b"k").cloned();
+
+        // put then delete: the delete's prev is the old value.
+        let mut w = s.writer();
+        w.put(b("k"), b("new"), 0);
+        w.delete_range(&KeyRange::From(b("k")));
+        let (rev, evs) = w.finish();
+        assert_eq!(evs[1].prev_kv, old);
+        let (hist, _) = s.events(rev, rev, usize::MAX, |_| true, true);
+        assert_eq!(hist.iter().map(|e| e.prev_kv.clone()).collect::<Vec<_>>(), vec![old.clone(), old.clone()]);
+
+        // delete then put: the put creates the key anew, so has no prev.
+        let mut w = s.writer();
+        w.put(b("k"), b("again"), 0);
+        w.finish();
+        let mut w = s.writer();
+        w.delete_range(&KeyRange::From(b("k")));
+        w.put(b("k"), b("fresh"), 0);
+        let (rev, evs) = w.finish();
+        assert_eq!(evs[1].prev_kv, None);
+        let (hist, _) = s.events(rev, rev, usize::MAX, |_| true, true);
+        assert_eq!(hist[1].prev_kv, None);
+        assert_eq!(hist[0].prev_kv, evs[0].prev_kv);
+        s.check_invariants();
     }
 }
