@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Every cargo test run's output is kept to total the results at the end.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
 # Nothing to install yet: no test drives the real etcdctl so far. When one
 # does, install Debian's etcd-client here (apt-get install -y etcd-client).
 
@@ -18,7 +22,10 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (workspace)"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee -a "$log"
 
 step "cargo test -p detcd-sim under madsim"
-RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test -p detcd-sim --locked
+RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test -p detcd-sim --locked 2>&1 | tee -a "$log"
+
+# One closing line over every test binary of both builds.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "\nall tests: %d passed, %d failed\n", p, f }' "$log"
