@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 /// Size of the key space the store is preloaded with and written over.
 const KEYS: usize = 100_000;
 const VALUE_SIZE: usize = 256;
+/// A key space small enough to stay in the CPU caches.
+const HOT_KEYS: usize = 10_000;
 /// Keys selected by one prefix range (`key/00012` selects `key/00012000` to
 /// `key/00012999`).
 const PREFIX_KEYS: usize = 1_000;
@@ -75,9 +77,13 @@ impl Applier {
 
     /// A store holding `KEYS` keys with 256-byte values, each written once.
     fn preloaded() -> Applier {
+        Applier::preloaded_with(KEYS)
+    }
+
+    fn preloaded_with(keys: usize) -> Applier {
         let mut a = Applier::new();
         let value = value();
-        for i in 0..KEYS {
+        for i in 0..keys {
             let applied = a.apply(&put(key(i), value.clone()));
             assert!(applied.result.is_ok(), "preload put failed: {:?}", applied.result);
         }
@@ -197,6 +203,22 @@ fn bench_range(c: &mut Criterion) {
                 i = 0;
             }
             black_box(state.range(req))
+        })
+    });
+    // The same on a store whose working set fits the CPU caches (10,000
+    // keys): what a hot key space costs, next to the cache-cold figure above.
+    let small = Applier::preloaded_with(HOT_KEYS);
+    let hot: Vec<RangeRequest> =
+        shuffled(HOT_KEYS).into_iter().map(|i| RangeRequest { key: key(i), ..Default::default() }).collect();
+    let mut i = 0;
+    g.bench_function("point_10k_keys", |b| {
+        b.iter(|| {
+            let req = &hot[i];
+            i += 1;
+            if i == hot.len() {
+                i = 0;
+            }
+            black_box(small.state.range(req))
         })
     });
     // Diagnostic, not a target: the bare key-index lookup (`Store::get`,

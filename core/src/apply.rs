@@ -51,11 +51,7 @@ pub struct State {
 
 impl State {
     pub fn new(config: StateConfig) -> State {
-        State {
-            store: Store::new(),
-            lessor: Lessor::new(config.min_lease_ttl, config.lease_id_seed),
-            applied_index: 0,
-        }
+        State { store: Store::new(), lessor: Lessor::new(config.min_lease_ttl, config.lease_id_seed), applied_index: 0 }
     }
 
     pub fn store(&self) -> &Store {
@@ -112,7 +108,9 @@ impl State {
         self.applied_index = index;
         let mut events = Vec::new();
         let result = match cmd {
-            Command::Put(req) => self.write(&mut events, |s| s.check_put(req), |w, l| Response::Put(exec_put(w, l, req))),
+            Command::Put(req) => {
+                self.write(&mut events, |s| s.check_put(req), |w, l| Response::Put(exec_put(w, l, req)))
+            }
             Command::DeleteRange(req) => self.write(
                 &mut events,
                 |_| if req.key.is_empty() { Err(Error::EmptyKey) } else { Ok(()) },
@@ -120,9 +118,11 @@ impl State {
             ),
             Command::Txn(req) => {
                 let path = self.txn_path(req);
-                self.write(&mut events, |s| s.check_txn(req, &mut path.iter()), |w, l| {
-                    Response::Txn(exec_txn(w, l, req, &mut path.iter()))
-                })
+                self.write(
+                    &mut events,
+                    |s| s.check_txn(req, &mut path.iter()),
+                    |w, l| Response::Txn(exec_txn(w, l, req, &mut path.iter())),
+                )
             }
             Command::Compaction(req) => self.compact(req.revision),
             Command::LeaseGrant(req) => self.lessor.grant(req.id, req.ttl, index, now).map(|(id, ttl)| {
@@ -262,16 +262,17 @@ fn set_revision(resp: &mut Response, revision: i64) {
 }
 
 fn exec_put(w: &mut StoreWriter<'_>, lessor: &mut Lessor, req: &PutRequest) -> PutResponse {
-    let current = w.store().get(&req.key);
-    let value = match current {
-        Some(kv) if req.ignore_value => kv.value.clone(),
-        _ => req.value.clone(),
-    };
-    let lease = match current {
-        Some(kv) if req.ignore_lease => kv.lease,
-        _ => req.lease,
-    };
-    let prev = w.put(req.key.clone(), value, lease);
+    let mut lease = req.lease;
+    let prev = w.put_with(req.key.clone(), |current| {
+        let value = match current {
+            Some(kv) if req.ignore_value => kv.value.clone(),
+            _ => req.value.clone(),
+        };
+        if let Some(kv) = current.filter(|_| req.ignore_lease) {
+            lease = kv.lease;
+        }
+        (value, lease)
+    });
     if let Some(old) = prev.as_ref().filter(|old| old.lease != 0 && old.lease != lease) {
         lessor.detach(old.lease, &old.key);
     }
@@ -282,7 +283,7 @@ fn exec_put(w: &mut StoreWriter<'_>, lessor: &mut Lessor, req: &PutRequest) -> P
 }
 
 fn exec_delete(w: &mut StoreWriter<'_>, lessor: &mut Lessor, req: &DeleteRangeRequest) -> DeleteRangeResponse {
-    let prevs = w.delete_range(&KeyRange::new(&req.key, &req.range_end));
+    let prevs = w.delete_range(KeyRange::new(&req.key, &req.range_end));
     for kv in prevs.iter().filter(|kv| kv.lease != 0) {
         lessor.detach(kv.lease, &kv.key);
     }
@@ -324,7 +325,7 @@ fn exec_txn<'p>(
 fn compare_holds(store: &Store, c: &Compare) -> bool {
     let mut any = false;
     let mut all = true;
-    store.scan(&KeyRange::new(&c.key, &c.range_end), i64::MAX, |kv| {
+    store.scan(KeyRange::new(&c.key, &c.range_end), i64::MAX, |kv| {
         any = true;
         all = compare_kv(c, kv);
         all

@@ -99,10 +99,7 @@ mod tests {
         assert_eq!(Error::EmptyKey.to_string(), "etcdserver: key is not provided");
         assert_eq!(Error::Compacted.code(), Code::OutOfRange);
         assert_eq!(Error::LeaseNotFound.code(), Code::NotFound);
-        assert_eq!(
-            Error::DuplicateKey.message(),
-            "etcdserver: duplicate key given in txn request"
-        );
+        assert_eq!(Error::DuplicateKey.message(), "etcdserver: duplicate key given in txn request");
         assert_eq!(Error::NoSpace.code(), Code::ResourceExhausted);
     }
 }

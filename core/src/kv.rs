@@ -72,38 +72,36 @@ pub type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
 /// A set of keys in etcd's request encoding: `range_end` empty means the key
 /// alone, `range_end == [0]` means every key from `key` on, otherwise the keys
-/// in `[key, range_end)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyRange {
-    Single(Bytes),
-    From(Bytes),
-    Between(Bytes, Bytes),
+/// in `[key, range_end)`. It borrows the request's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRange<'a> {
+    Single(&'a [u8]),
+    From(&'a [u8]),
+    Between(&'a [u8], &'a [u8]),
 }
 
-impl KeyRange {
-    pub fn new(key: &Bytes, range_end: &Bytes) -> KeyRange {
-        if range_end.is_empty() {
-            KeyRange::Single(key.clone())
-        } else if range_end.as_ref() == [0] {
-            KeyRange::From(key.clone())
-        } else {
-            KeyRange::Between(key.clone(), range_end.clone())
+impl<'a> KeyRange<'a> {
+    pub fn new(key: &'a [u8], range_end: &'a [u8]) -> KeyRange<'a> {
+        match range_end {
+            [] => KeyRange::Single(key),
+            [0] => KeyRange::From(key),
+            end => KeyRange::Between(key, end),
         }
     }
 
     pub fn contains(&self, k: &[u8]) -> bool {
-        match self {
-            KeyRange::Single(key) => key.as_ref() == k,
-            KeyRange::From(key) => k >= key.as_ref(),
-            KeyRange::Between(key, end) => k >= key.as_ref() && k < end.as_ref(),
+        match *self {
+            KeyRange::Single(key) => key == k,
+            KeyRange::From(key) => k >= key,
+            KeyRange::Between(key, end) => k >= key && k < end,
         }
     }
 
     /// The bounds for a `BTreeMap` range scan, or `None` when the range is
     /// empty (an end at or before the start); `BTreeMap::range` would panic on
     /// such bounds.
-    pub fn bounds(&self) -> Option<KeyBounds<'_>> {
-        match self {
+    pub fn bounds(&self) -> Option<KeyBounds<'a>> {
+        match *self {
             KeyRange::Single(key) => Some((Bound::Included(key), Bound::Included(key))),
             KeyRange::From(key) => Some((Bound::Included(key), Bound::Unbounded)),
             KeyRange::Between(key, end) if key < end => Some((Bound::Included(key), Bound::Excluded(end))),
@@ -132,14 +130,13 @@ mod tests {
 
     #[test]
     fn key_range_forms() {
-        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
-        assert!(KeyRange::new(&b("a"), &b("")).contains(b"a"));
-        assert!(!KeyRange::new(&b("a"), &b("")).contains(b"ab"));
-        let from = KeyRange::new(&b("b"), &Bytes::from_static(&[0]));
+        assert!(KeyRange::new(b"a", b"").contains(b"a"));
+        assert!(!KeyRange::new(b"a", b"").contains(b"ab"));
+        let from = KeyRange::new(b"b", &[0]);
         assert!(from.contains(b"zzz") && !from.contains(b"a"));
-        let between = KeyRange::new(&b("a"), &b("c"));
+        let between = KeyRange::new(b"a", b"c");
         assert!(between.contains(b"b") && !between.contains(b"c"));
-        assert!(KeyRange::new(&b("c"), &b("a")).bounds().is_none());
+        assert!(KeyRange::new(b"c", b"a").bounds().is_none());
     }
 
     #[test]

@@ -34,7 +34,9 @@ impl fmt::Display for SnapshotError {
         match self {
             SnapshotError::TooShort { len } => write!(f, "snapshot too short: {len} bytes, header needs {HEADER_LEN}"),
             SnapshotError::BadMagic => write!(f, "not a detcd snapshot (bad magic)"),
-            SnapshotError::UnsupportedVersion(v) => write!(f, "unsupported snapshot version {v} (this build reads {VERSION})"),
+            SnapshotError::UnsupportedVersion(v) => {
+                write!(f, "unsupported snapshot version {v} (this build reads {VERSION})")
+            }
             SnapshotError::LengthMismatch { declared, actual } => {
                 write!(f, "snapshot body is {actual} bytes, header says {declared}")
             }
@@ -148,7 +150,7 @@ fn rebuild(body: Body) -> Result<State, SnapshotError> {
         lessor.restore(l.id, l.ttl, l.remaining_ttl);
     }
     let mut attach = Vec::new();
-    store.scan(&crate::kv::KeyRange::From(bytes::Bytes::from_static(&[0])), i64::MAX, |kv| {
+    store.scan(crate::kv::KeyRange::From(&[0]), i64::MAX, |kv| {
         if kv.lease != 0 {
             attach.push((kv.lease, kv.key.clone()));
         }

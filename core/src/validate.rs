@@ -25,10 +25,9 @@ pub fn validate_command(cmd: &Command, limits: &Limits) -> Result<()> {
         Command::Put(req) => validate_put(req),
         Command::DeleteRange(req) => validate_delete(req),
         Command::Txn(req) => validate_txn(req, limits),
-        Command::Compaction(_)
-        | Command::LeaseGrant(_)
-        | Command::LeaseRevoke(_)
-        | Command::LeaseCheckpoint(_) => Ok(()),
+        Command::Compaction(_) | Command::LeaseGrant(_) | Command::LeaseRevoke(_) | Command::LeaseCheckpoint(_) => {
+            Ok(())
+        }
     }
 }
 
@@ -183,7 +182,12 @@ mod tests {
         // Success and failure are separate paths.
         assert_eq!(validate_txn(&txn(vec![put("a")], vec![put("a")]), &l), Ok(()));
         let empty_cmp = TxnRequest {
-            compare: vec![Compare { result: CompareResult::Equal, target: CompareTarget::Version(0), key: b(""), range_end: b("") }],
+            compare: vec![Compare {
+                result: CompareResult::Equal,
+                target: CompareTarget::Version(0),
+                key: b(""),
+                range_end: b(""),
+            }],
             ..Default::default()
         };
         assert_eq!(validate_txn(&empty_cmp, &l), Err(Error::EmptyKey));

@@ -57,7 +57,6 @@ impl Default for WatchLimits {
 
 #[derive(Debug)]
 struct Watcher {
-    range: KeyRange,
     req: WatchRequest,
     /// Events below this revision were delivered (or are not wanted).
     next_rev: i64,
@@ -66,6 +65,15 @@ struct Watcher {
 }
 
 impl Watcher {
+    fn range(&self) -> KeyRange<'_> {
+        KeyRange::new(&self.req.key, &self.req.range_end)
+    }
+
+    /// A single-key watcher (found through `by_key` while synced).
+    fn single_key(&self) -> Option<&Bytes> {
+        self.req.range_end.is_empty().then_some(&self.req.key)
+    }
+
     fn wants(&self, ev: &Event) -> bool {
         match ev.kind {
             EventKind::Put => !self.req.no_put,
@@ -117,7 +125,7 @@ impl WatchHub {
         self.next_id += 1;
         let current = store.current_revision();
         let next_rev = if req.start_revision <= 0 { current + 1 } else { req.start_revision };
-        let w = Watcher { range: KeyRange::new(&req.key, &req.range_end), req, next_rev, synced: false, pending: VecDeque::new() };
+        let w = Watcher { req, next_rev, synced: false, pending: VecDeque::new() };
         self.watchers.insert(id, w);
         if next_rev > current {
             self.set_synced(id);
@@ -131,7 +139,7 @@ impl WatchHub {
     pub fn cancel(&mut self, id: WatcherId) -> bool {
         let Some(w) = self.watchers.remove(&id) else { return false };
         if w.synced {
-            self.unindex_synced(id, &w.range);
+            self.unindex_synced(id, w.single_key());
         }
         self.unsynced.remove(&id);
         self.ready.remove(&id);
@@ -142,17 +150,17 @@ impl WatchHub {
     fn set_synced(&mut self, id: WatcherId) {
         let w = self.watchers.get_mut(&id).expect("watcher exists");
         w.synced = true;
-        match &w.range {
-            KeyRange::Single(key) => self.by_key.entry(key.clone()).or_default().push(id),
-            _ => {
+        match w.single_key() {
+            Some(key) => self.by_key.entry(key.clone()).or_default().push(id),
+            None => {
                 self.ranged.insert(id);
             }
         }
     }
 
-    fn unindex_synced(&mut self, id: WatcherId, range: &KeyRange) {
-        match range {
-            KeyRange::Single(key) => {
+    fn unindex_synced(&mut self, id: WatcherId, single_key: Option<&Bytes>) {
+        match single_key {
+            Some(key) => {
                 if let Some(ids) = self.by_key.get_mut(key) {
                     ids.retain(|x| *x != id);
                     if ids.is_empty() {
@@ -160,7 +168,7 @@ impl WatchHub {
                     }
                 }
             }
-            _ => {
+            None => {
                 self.ranged.remove(&id);
             }
         }
@@ -178,7 +186,7 @@ impl WatchHub {
                 matches.extend(ids.iter().map(|id| (*id, i)));
             }
             for id in &self.ranged {
-                if self.watchers[id].range.contains(&ev.kv.key) {
+                if self.watchers[id].range().contains(&ev.kv.key) {
                     matches.push((*id, i));
                 }
             }
@@ -196,8 +204,8 @@ impl WatchHub {
                 // Slow consumer: stop buffering; `sync` resumes it from `rev`.
                 w.next_rev = rev;
                 w.synced = false;
-                let range = w.range.clone();
-                self.unindex_synced(id, &range);
+                let single_key = w.single_key().cloned();
+                self.unindex_synced(id, single_key.as_ref());
                 self.unsynced.insert(id);
                 continue;
             }
@@ -236,7 +244,7 @@ impl WatchHub {
             if room == 0 {
                 continue;
             }
-            let range = &w.range;
+            let range = w.range();
             let (events, scanned_to) = store.events(w.next_rev, current, room, |k| range.contains(k), w.req.prev_kv);
             for ev in &events {
                 if w.wants(ev) {

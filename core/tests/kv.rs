@@ -31,7 +31,8 @@ fn historical_reads_as_in_the_seed() {
     n.put("foo", "bar3");
     n.put("foo1", "bar4");
     let at = |n: &Node, rev| {
-        let req = RangeRequest { key: b("foo"), range_end: prefix_range_end(b"foo"), revision: rev, ..Default::default() };
+        let req =
+            RangeRequest { key: b("foo"), range_end: prefix_range_end(b"foo"), revision: rev, ..Default::default() };
         let r = n.range(req).unwrap();
         assert_eq!(r.revision, 5, "header carries the current revision");
         r.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.value).into_owned()).collect::<Vec<_>>()
@@ -87,12 +88,20 @@ fn range_options_limit_count_sort_filters() {
     // A non-key target with no order sorts ascending, as etcd.
     let r = n.range(all(RangeRequest { sort_target: SortTarget::Mod, ..Default::default() })).unwrap();
     assert_eq!(keys(&r.kvs), ["a", "c", "d", "e", "b"]);
-    let r = n.range(all(RangeRequest { sort_target: SortTarget::Version, sort_order: SortOrder::Descend, limit: 1, ..Default::default() })).unwrap();
+    let r = n
+        .range(all(RangeRequest {
+            sort_target: SortTarget::Version,
+            sort_order: SortOrder::Descend,
+            limit: 1,
+            ..Default::default()
+        }))
+        .unwrap();
     assert_eq!(keys(&r.kvs), ["b"]);
     let r = n.range(all(RangeRequest { min_mod_revision: 4, max_mod_revision: 5, ..Default::default() })).unwrap();
     assert_eq!(keys(&r.kvs), ["c", "d"]);
     assert_eq!(r.count, 5, "count is taken before the filters, as etcd");
-    let r = n.range(all(RangeRequest { min_create_revision: 3, max_create_revision: 3, ..Default::default() })).unwrap();
+    let r =
+        n.range(all(RangeRequest { min_create_revision: 3, max_create_revision: 3, ..Default::default() })).unwrap();
     assert_eq!(keys(&r.kvs), ["b"]);
     // `--from-key b`
     let r = n.range(RangeRequest { key: b("b"), range_end: Bytes::from_static(&[0]), ..Default::default() }).unwrap();
@@ -164,7 +173,9 @@ fn txn_ops_share_one_revision_and_see_their_own_writes() {
     assert_eq!(after.revision, 3);
     assert_eq!(n.get("y").unwrap().mod_revision, 3);
     assert_eq!(n.get("z").unwrap().mod_revision, 3);
-    let events = n.apply(Command::Txn(TxnRequest { success: vec![put_op("a", "1"), put_op("b", "1")], ..Default::default() })).events;
+    let events = n
+        .apply(Command::Txn(TxnRequest { success: vec![put_op("a", "1"), put_op("b", "1")], ..Default::default() }))
+        .events;
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e.kv.mod_revision == 4));
 }
@@ -180,7 +191,10 @@ fn txn_compares_on_every_target_and_ranges() {
     assert!(ok(&mut n, compare("k2", CompareResult::Greater, CompareTarget::Create(2))));
     assert!(ok(&mut n, compare("k1", CompareResult::NotEqual, CompareTarget::Value(b("w")))));
     assert!(ok(&mut n, compare("k1", CompareResult::Equal, CompareTarget::Lease(0))));
-    assert!(!ok(&mut n, compare("none", CompareResult::NotEqual, CompareTarget::Value(b("x")))), "a value compare on no key fails");
+    assert!(
+        !ok(&mut n, compare("none", CompareResult::NotEqual, CompareTarget::Value(b("x")))),
+        "a value compare on no key fails"
+    );
     assert!(ok(&mut n, compare("none", CompareResult::Equal, CompareTarget::Version(0))));
     let mut range = compare("k", CompareResult::Equal, CompareTarget::Value(b("v")));
     range.range_end = prefix_range_end(b"k");
@@ -210,7 +224,10 @@ fn nested_txn_and_failed_txn_changes_nothing() {
     };
     assert_eq!(n.txn(bad), Err(Error::LeaseNotFound));
     assert_eq!(n.state.hash(), before, "a failing txn writes nothing");
-    let bad = TxnRequest { success: vec![RequestOp::Range(RangeRequest { key: b("a"), revision: 100, ..Default::default() })], ..Default::default() };
+    let bad = TxnRequest {
+        success: vec![RequestOp::Range(RangeRequest { key: b("a"), revision: 100, ..Default::default() })],
+        ..Default::default()
+    };
     assert_eq!(n.txn(bad), Err(Error::FutureRev));
 }
 

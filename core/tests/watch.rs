@@ -140,7 +140,9 @@ fn compacted_start_cancels_with_the_compact_revision() {
     w.hub.sync(w.node.state.store());
     let out = w.hub.poll(w.node.state.revision());
     assert!(out.contains(&WatchOutput::Compacted { watcher: id, compact_revision: 4 }));
-    assert!(out.iter().any(|o| matches!(o, WatchOutput::Events { watcher, events, .. } if *watcher == ok && events.len() == 3)));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, WatchOutput::Events { watcher, events, .. } if *watcher == ok && events.len() == 3)));
     assert_eq!(w.hub.is_synced(id), None, "the compacted watcher is gone");
 }
 

@@ -51,7 +51,10 @@ impl Workload {
                     failure: vec![RequestOp::Range(RangeRequest { key, ..Default::default() })],
                 })
             }
-            8 => Command::Compaction(CompactionRequest { revision: self.below(revision as u64 + 2) as i64, physical: true }),
+            8 => Command::Compaction(CompactionRequest {
+                revision: self.below(revision as u64 + 2) as i64,
+                physical: true,
+            }),
             _ => {
                 if self.below(2) == 0 {
                     Command::LeaseGrant(LeaseGrantRequest { ttl: 1 + self.below(30) as i64, id: 0 })

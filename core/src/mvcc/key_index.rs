@@ -3,13 +3,91 @@
 //! it), as etcd's `keyIndex`. The values themselves live in the
 //! revision-ordered history; the index only says which revision to read.
 
-use crate::kv::{KeyValue, Revision};
+use crate::kv::{KeyBounds, KeyValue, Revision};
+use foldhash::fast::FixedState;
+use std::collections::hash_map::{Entry, HashMap};
+use std::collections::BTreeSet;
+
+/// A key as the index stores it: short keys inline, so comparisons while
+/// descending the tree do not chase a pointer per key (the index's lookups
+/// are dominated by cache misses otherwise).
+pub(crate) type IndexKey = smallvec::SmallVec<[u8; 24]>;
+
+/// Every key's `KeyIndex`, found by hash for point reads and writes (one or
+/// two cache misses instead of one per tree level), with the keys also kept
+/// in order for range scans. The hash seed is fixed: it only spreads keys,
+/// it never changes a result.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyIndexMap {
+    by_key: HashMap<IndexKey, KeyIndex, FixedState>,
+    ordered: BTreeSet<IndexKey>,
+}
+
+impl Default for KeyIndexMap {
+    fn default() -> Self {
+        KeyIndexMap {
+            by_key: HashMap::with_hasher(FixedState::with_seed(0x6b65_795f_696e_6478)),
+            ordered: BTreeSet::new(),
+        }
+    }
+}
+
+impl KeyIndexMap {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&KeyIndex> {
+        self.by_key.get(key)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut KeyIndex> {
+        self.by_key.get_mut(key)
+    }
+
+    /// The key's index, created empty if the key is new.
+    pub(crate) fn entry(&mut self, key: &[u8]) -> &mut KeyIndex {
+        match self.by_key.entry(IndexKey::from_slice(key)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                self.ordered.insert(e.key().clone());
+                e.insert(KeyIndex::default())
+            }
+        }
+    }
+
+    /// The indexes of the keys within `bounds`, in key order.
+    pub(crate) fn range<'a>(&'a self, bounds: KeyBounds<'_>) -> impl Iterator<Item = &'a KeyIndex> + 'a {
+        let keys: std::collections::btree_set::Range<'a, IndexKey> = self.ordered.range::<[u8], _>(bounds);
+        keys.map(|k| &self.by_key[k.as_slice()])
+    }
+
+    /// Every key with its index, in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&IndexKey, &KeyIndex)> {
+        self.ordered.iter().map(|k| (k, &self.by_key[k.as_slice()]))
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &KeyIndex> {
+        self.by_key.values()
+    }
+
+    /// Keeps the keys for which `keep` is true.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut KeyIndex) -> bool) {
+        let ordered = &mut self.ordered;
+        self.by_key.retain(|k, ki| {
+            let kept = keep(ki);
+            if !kept {
+                ordered.remove(k);
+            }
+            kept
+        });
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyIndex {
     /// The live value at the current revision (`None` once deleted): a cache
     /// that makes current-revision reads a single map lookup.
     pub(crate) latest: Option<KeyValue>,
+    /// Main revision of the last change (0 if none), so a read at or above
+    /// it needs only `latest`.
+    last_main: i64,
     generations: Vec<Generation>,
 }
 
@@ -36,6 +114,7 @@ impl KeyIndex {
             }
             _ => self.generations.push(Generation { revs: vec![rev], ended: false }),
         }
+        self.last_main = rev.main;
         self.latest = Some(kv);
     }
 
@@ -46,6 +125,7 @@ impl KeyIndex {
         debug_assert!(!g.ended);
         g.revs.push(rev);
         g.ended = true;
+        self.last_main = rev.main;
         self.latest = None;
     }
 
@@ -54,11 +134,12 @@ impl KeyIndex {
     pub(crate) fn orphan_tombstone(&mut self, rev: Revision) {
         assert!(self.latest.is_none() && self.generations.is_empty(), "orphan tombstone after other changes");
         self.generations.push(Generation { revs: vec![rev], ended: true });
+        self.last_main = rev.main;
     }
 
     /// The main revision of the key's last change (0 if none).
     pub(crate) fn last_main(&self) -> i64 {
-        self.generations.last().and_then(|g| g.revs.last()).map_or(0, |r| r.main)
+        self.last_main
     }
 
     /// The revision holding the key's value as of main revision `main`, or

@@ -29,7 +29,7 @@ pub fn range(store: &Store, req: &RangeRequest, view: i64) -> Result<RangeRespon
     };
     let mut count: i64 = 0;
     let mut kvs = Vec::new();
-    store.scan(&range, rev, |kv| {
+    store.scan(range, rev, |kv| {
         count += 1;
         if !req.count_only && kvs.len() < fetch {
             kvs.push(kv.clone());

@@ -3,11 +3,11 @@
 //! backend. Writes go through a `StoreWriter` so that every change of one
 //! request shares its main revision.
 
-use super::key_index::KeyIndex;
+use super::key_index::{KeyIndex, KeyIndexMap};
 use crate::error::{Error, Result};
 use crate::kv::{Event, EventKind, KeyRange, KeyValue, Revision};
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// One change in the history: a put (the full key-value) or a tombstone
 /// (`kv` holds only the key and the deleting revision).
@@ -20,7 +20,7 @@ pub struct HistoryEntry {
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    index: BTreeMap<Bytes, KeyIndex>,
+    index: KeyIndexMap,
     /// Every change still kept, strictly ordered by revision.
     history: Vec<HistoryEntry>,
     /// The last main revision written; a fresh store is at 1, as etcd.
@@ -37,7 +37,7 @@ impl Default for Store {
 
 impl Store {
     pub fn new() -> Store {
-        Store { index: BTreeMap::new(), history: Vec::new(), current: 1, compacted: 0 }
+        Store { index: KeyIndexMap::default(), history: Vec::new(), current: 1, compacted: 0 }
     }
 
     pub fn current_revision(&self) -> i64 {
@@ -110,9 +110,15 @@ impl Store {
 
     /// Calls `visit` with each key-value live at `main` in `range`, in key
     /// order, until it returns false.
-    pub fn scan(&self, range: &KeyRange, main: i64, mut visit: impl FnMut(&KeyValue) -> bool) {
+    pub fn scan(&self, range: KeyRange<'_>, main: i64, mut visit: impl FnMut(&KeyValue) -> bool) {
+        if let KeyRange::Single(key) = range {
+            if let Some(kv) = self.get_at(key, main) {
+                visit(kv);
+            }
+            return;
+        }
         let Some(bounds) = range.bounds() else { return };
-        for (_, ki) in self.index.range::<[u8], _>(bounds) {
+        for ki in self.index.range(bounds) {
             if let Some(kv) = self.visible(ki, main) {
                 if !visit(kv) {
                     return;
@@ -125,7 +131,14 @@ impl Store {
     /// in revision order, stopping at a revision boundary once at least `max`
     /// are collected. Returns them with the last main revision scanned.
     /// Events carry `prev_kv` when `with_prev` (if not compacted away).
-    pub fn events(&self, from: i64, to: i64, max: usize, mut wanted: impl FnMut(&[u8]) -> bool, with_prev: bool) -> (Vec<Event>, i64) {
+    pub fn events(
+        &self,
+        from: i64,
+        to: i64,
+        max: usize,
+        mut wanted: impl FnMut(&[u8]) -> bool,
+        with_prev: bool,
+    ) -> (Vec<Event>, i64) {
         let start = self.history.partition_point(|e| e.rev.main < from);
         let mut events = Vec::new();
         let mut last_main = from - 1;
@@ -172,7 +185,7 @@ impl Store {
     pub fn compact(&mut self, at: i64) {
         assert!(at > self.compacted && at <= self.current, "compaction revision out of range");
         let mut kept = Vec::new();
-        self.index.retain(|_, ki| !ki.compact(at, &mut kept));
+        self.index.retain(|ki| !ki.compact(at, &mut kept));
         let kept: BTreeSet<Revision> = kept.into_iter().collect();
         self.history.retain(|e| e.rev.main >= at || kept.contains(&e.rev));
         self.compacted = at;
@@ -203,19 +216,28 @@ impl Store {
 
     /// Rebuilds a store from a snapshot's history, checking that it is one a
     /// store could have produced.
-    pub fn from_history(history: Vec<HistoryEntry>, current: i64, compacted: i64) -> std::result::Result<Store, String> {
+    pub fn from_history(
+        history: Vec<HistoryEntry>,
+        current: i64,
+        compacted: i64,
+    ) -> std::result::Result<Store, String> {
         if current < 1 || compacted < 0 || compacted > current {
             return Err(format!("revisions out of order: current {current}, compacted {compacted}"));
         }
-        let mut store = Store { index: BTreeMap::new(), history: Vec::with_capacity(history.len()), current, compacted };
+        let mut store =
+            Store { index: KeyIndexMap::default(), history: Vec::with_capacity(history.len()), current, compacted };
         for e in history {
-            if store.history.last().is_some_and(|last| last.rev >= e.rev) || e.rev.main > current || e.rev.main < 1 || e.rev.sub < 0 {
+            if store.history.last().is_some_and(|last| last.rev >= e.rev)
+                || e.rev.main > current
+                || e.rev.main < 1
+                || e.rev.sub < 0
+            {
                 return Err(format!("history entry at revision {:?} out of order", e.rev));
             }
             if e.kv.mod_revision != e.rev.main {
                 return Err(format!("history entry at revision {:?} has mod_revision {}", e.rev, e.kv.mod_revision));
             }
-            let ki = store.index.entry(e.kv.key.clone()).or_default();
+            let ki = store.index.entry(&e.kv.key);
             if e.tombstone {
                 if ki.latest.is_some() {
                     ki.tombstone(e.rev);
@@ -242,13 +264,14 @@ impl Store {
         if let Some(last) = self.history.last() {
             assert!(last.rev.main <= self.current);
         }
-        for (key, ki) in &self.index {
+        for (key, ki) in self.index.iter() {
             for rev in ki.revisions() {
                 let e = self.entry(rev).expect("indexed revision missing from history");
-                assert_eq!(&e.kv.key, key);
+                assert_eq!(e.kv.key.as_ref(), key.as_slice());
             }
+            assert_eq!(ki.last_main(), ki.revisions().last().map_or(0, |r| r.main));
             if let Some(latest) = &ki.latest {
-                assert_eq!(&latest.key, key);
+                assert_eq!(latest.key.as_ref(), key.as_slice());
                 assert_eq!(ki.visible_at(self.current).map(|r| r.main), Some(latest.mod_revision));
             }
         }
@@ -287,9 +310,16 @@ impl StoreWriter<'_> {
 
     /// Writes `key`; returns the previous live value.
     pub fn put(&mut self, key: Bytes, value: Bytes, lease: i64) -> Option<KeyValue> {
+        self.put_with(key, |_| (value, lease))
+    }
+
+    /// Writes `key` with the value and lease that `choose` picks given the
+    /// current live value (one index lookup for both); returns that value.
+    pub fn put_with(&mut self, key: Bytes, choose: impl FnOnce(Option<&KeyValue>) -> (Bytes, i64)) -> Option<KeyValue> {
         let rev = self.next_rev();
-        let ki = self.store.index.entry(key.clone()).or_default();
+        let ki = self.store.index.entry(&key);
         let prev = ki.latest.clone();
+        let (value, lease) = choose(prev.as_ref());
         let (create_revision, version) = match &prev {
             Some(p) => (p.create_revision, p.version + 1),
             None => (rev.main, 1),
@@ -302,7 +332,7 @@ impl StoreWriter<'_> {
     }
 
     /// Deletes every live key in `range`; returns their previous values.
-    pub fn delete_range(&mut self, range: &KeyRange) -> Vec<KeyValue> {
+    pub fn delete_range(&mut self, range: KeyRange<'_>) -> Vec<KeyValue> {
         let mut victims = Vec::new();
         self.store.scan(range, i64::MAX, |kv| {
             victims.push(kv.clone());
@@ -322,7 +352,7 @@ impl StoreWriter<'_> {
         let event_prev =
             if prev.mod_revision == self.main { self.store.prev_version(&prev.key, self.main) } else { Some(prev) };
         let rev = self.next_rev();
-        let ki = self.store.index.get_mut(&key).expect("deleting a live key");
+        let ki = self.store.index.get_mut(key.as_ref()).expect("deleting a live key");
         ki.tombstone(rev);
         let kv = KeyValue { key, mod_revision: rev.main, ..Default::default() };
         self.store.history.push(HistoryEntry { rev, kv: kv.clone(), tombstone: true });
@@ -362,7 +392,7 @@ mod tests {
         // put then delete: the delete's prev is the old value.
         let mut w = s.writer();
         w.put(b("k"), b("new"), 0);
-        w.delete_range(&KeyRange::From(b("k")));
+        w.delete_range(KeyRange::From(b"k"));
         let (rev, evs) = w.finish();
         assert_eq!(evs[1].prev_kv, old);
         let (hist, _) = s.events(rev, rev, usize::MAX, |_| true, true);
@@ -373,7 +403,7 @@ mod tests {
         w.put(b("k"), b("again"), 0);
         w.finish();
         let mut w = s.writer();
-        w.delete_range(&KeyRange::From(b("k")));
+        w.delete_range(KeyRange::From(b"k"));
         w.put(b("k"), b("fresh"), 0);
         let (rev, evs) = w.finish();
         assert_eq!(evs[1].prev_kv, None);
