@@ -8,4 +8,5 @@
 //! pluggable runtime; the gRPC and HTTP services; the `detcd` and
 //! `detcdctl` binaries; an `embed` API to start a node in-process.
 
+pub mod raft;
 pub mod storage;

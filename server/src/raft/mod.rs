@@ -1,0 +1,5 @@
+//! Consensus: openraft on the runtime seam, its type configuration, and the
+//! adapters between openraft and core's state machine and the WAL.
+
+pub mod runtime;
+pub mod watch;
