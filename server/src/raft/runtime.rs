@@ -104,15 +104,15 @@ impl AsyncRuntime for TokioSeam {
         self.runtime.as_ref().expect("TokioSeam::new builds the runtime").block_on(future)
     }
 
-    /// tokio's blocking pool; madsim runs the closure as a task instead of
-    /// on an OS thread.
+    /// Runs the closure inline when polled: madsim has no OS threads to
+    /// block, and openraft itself never calls this (it only re-exports it),
+    /// so one behaviour serves both worlds.
     fn spawn_blocking<F, T>(f: F) -> impl Future<Output = Result<T, io::Error>> + Send
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let handle = tokio::task::spawn_blocking(f);
-        async move { handle.await.map_err(io::Error::other) }
+        async move { Ok(f()) }
     }
 }
 
