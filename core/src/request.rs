@@ -8,6 +8,7 @@
 use crate::kv::KeyValue;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SortOrder {
@@ -210,4 +211,22 @@ pub enum Response {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint,
+}
+
+impl fmt::Display for Command {
+    /// A one-line summary for logs (keys shown lossily as UTF-8).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = |k: &Bytes| String::from_utf8_lossy(k).into_owned();
+        match self {
+            Command::Put(r) => write!(f, "put {:?} ({} bytes)", key(&r.key), r.value.len()),
+            Command::DeleteRange(r) => write!(f, "delete {:?}..{:?}", key(&r.key), key(&r.range_end)),
+            Command::Txn(r) => {
+                write!(f, "txn ({} compares, {}/{} ops)", r.compare.len(), r.success.len(), r.failure.len())
+            }
+            Command::Compaction(r) => write!(f, "compact to {}", r.revision),
+            Command::LeaseGrant(r) => write!(f, "lease grant {:x} ttl {}", r.id, r.ttl),
+            Command::LeaseRevoke(r) => write!(f, "lease revoke {:x}", r.id),
+            Command::LeaseCheckpoint(cps) => write!(f, "lease checkpoint ({} leases)", cps.len()),
+        }
+    }
 }

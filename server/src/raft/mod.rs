@@ -2,4 +2,5 @@
 //! adapters between openraft and core's state machine and the WAL.
 
 pub mod runtime;
+pub mod types;
 pub mod watch;
