@@ -8,5 +8,6 @@
 //! pluggable runtime; the gRPC and HTTP services; the `detcd` and
 //! `detcdctl` binaries; an `embed` API to start a node in-process.
 
+pub mod clock;
 pub mod raft;
 pub mod storage;
