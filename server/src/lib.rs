@@ -9,5 +9,6 @@
 //! `detcdctl` binaries; an `embed` API to start a node in-process.
 
 pub mod clock;
+pub mod cluster;
 pub mod raft;
 pub mod storage;
