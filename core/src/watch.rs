@@ -262,6 +262,22 @@ impl WatchHub {
         }
     }
 
+    /// Moves every synced watcher to the unsynced group, keeping its next
+    /// revision. For when the store was replaced rather than fed event by
+    /// event (a snapshot installed over it): `sync` then catches each
+    /// watcher up from the new store's history, or ends it with a
+    /// compaction notice if that history no longer reaches back to it, so
+    /// the jump skips no event silently.
+    pub fn unsync_all(&mut self) {
+        let synced: Vec<WatcherId> = self.watchers.iter().filter(|(_, w)| w.synced).map(|(id, _)| *id).collect();
+        self.by_key.clear();
+        self.ranged.clear();
+        for id in synced {
+            self.watchers.get_mut(&id).expect("watcher exists").synced = false;
+            self.unsynced.insert(id);
+        }
+    }
+
     /// Takes every buffered event and compaction notice, as responses at
     /// header revision `revision`.
     pub fn poll(&mut self, revision: i64) -> Vec<WatchOutput> {

@@ -190,3 +190,65 @@ fn large_responses_are_fragmented_for_watchers_that_accept_it() {
     assert_eq!(parts, vec![(1, true), (1, true), (1, true), (1, true), (1, false)]);
     assert!(out.iter().any(|o| matches!(o, WatchOutput::Events { watcher, events, fragment: false, .. } if *watcher == whole && events.len() == 5)));
 }
+
+/// A snapshot installed over the store jumps the revision without events:
+/// `unsync_all` makes `sync` replay the jump from the new history, and end
+/// a watcher whose next revision the new store compacted away.
+#[test]
+fn unsync_all_catches_watchers_up_across_a_replaced_store() {
+    let mut w = Watched::new(WatchLimits::default());
+    w.put("k", "1"); // revision 2
+    let on_k = w.watch(key_watch("k"));
+    let on_range = w.watch(WatchRequest { key: b("a"), range_end: b("z"), ..Default::default() });
+    let stale = w.watch(key_watch("gone"));
+
+    // The leader went on without us: its store is shipped as a snapshot.
+    let mut leader = Node::new();
+    leader.apply(Command::Put(PutRequest { key: b("k"), value: b("1"), ..Default::default() }));
+    leader.apply(Command::Put(PutRequest { key: b("k"), value: b("2"), ..Default::default() })); // 3
+    leader.apply(Command::Put(PutRequest { key: b("m"), value: b("x"), ..Default::default() })); // 4
+    leader.apply(Command::Put(PutRequest { key: b("k"), value: b("3"), ..Default::default() })); // 5
+    let installed = detcd_core::snapshot::decode(&detcd_core::snapshot::encode(&leader.state)).unwrap();
+    w.node.state = installed;
+    w.node.index = leader.index;
+
+    w.hub.unsync_all();
+    for id in [on_k, on_range, stale] {
+        assert_eq!(w.hub.is_synced(id), Some(false));
+    }
+    assert!(w.hub.poll(5).is_empty(), "nothing is delivered before sync");
+    w.hub.sync(w.node.state.store());
+    let out = w.hub.poll(5);
+    let of = |id: WatcherId| -> Vec<(EventKind, String, i64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                WatchOutput::Events { watcher, events, .. } if *watcher == id => Some(summary(events)),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    let put = |k: &str, rev| (EventKind::Put, k.to_string(), rev);
+    assert_eq!(of(on_k), vec![put("k", 3), put("k", 5)]);
+    assert_eq!(of(on_range), vec![put("k", 3), put("m", 4), put("k", 5)]);
+    assert!(of(stale).is_empty());
+    for id in [on_k, on_range, stale] {
+        assert_eq!(w.hub.is_synced(id), Some(true), "caught up: synced again");
+    }
+    w.put("k", "4"); // 6, live again
+    assert_eq!(summary(&w.drain(on_k)), vec![put("k", 6)]);
+
+    // A jump over a compaction ends the watchers it left behind.
+    let mut w = Watched::new(WatchLimits::default());
+    let behind = w.watch(key_watch("k"));
+    let mut leader = Node::new();
+    for i in 0..4 {
+        leader.put("k", &i.to_string());
+    }
+    leader.compact(4).unwrap();
+    w.node.state = detcd_core::snapshot::decode(&detcd_core::snapshot::encode(&leader.state)).unwrap();
+    w.hub.unsync_all();
+    w.hub.sync(w.node.state.store());
+    assert_eq!(w.hub.poll(5), vec![WatchOutput::Compacted { watcher: behind, compact_revision: 4 }]);
+    assert!(w.hub.is_empty());
+}
