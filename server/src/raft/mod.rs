@@ -1,6 +1,9 @@
 //! Consensus: openraft on the runtime seam, its type configuration, and the
 //! adapters between openraft and core's state machine and the WAL.
 
+pub mod network;
+pub mod peer_server;
 pub mod runtime;
 pub mod types;
 pub mod watch;
+pub mod wire;
