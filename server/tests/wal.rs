@@ -120,6 +120,41 @@ fn truncation_and_purge_survive_reopen_and_free_segments() {
     assert_eq!(recovered.vote.as_deref(), Some(&b"v1"[..]));
 }
 
+/// A purge can carry the caller's bytes about the purged entry (openraft's
+/// log id): they survive reopening, the deletion of the segment that held
+/// them (new segments start with a copy) and go with a plain purge.
+#[test]
+fn purge_meta_survives_reopen_and_segment_deletion() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = open(&disk, 256);
+    wal.append(&entries(1..=60)).unwrap();
+    wal.purge_up_to_with(30, b"term 2 index 30").unwrap();
+    wal.append(&entries(61..=150)).unwrap();
+    wal.sync().unwrap();
+    assert_eq!(wal.purged_meta(), Some(&b"term 2 index 30"[..]));
+    wal.purge_up_to_with(20, b"lower: ignored").unwrap();
+    assert_eq!(wal.purged_meta(), Some(&b"term 2 index 30"[..]));
+    let before = segments(&disk, &dir());
+    wal.purge_up_to_with(140, b"term 3 index 140").unwrap();
+    wal.sync().unwrap();
+    assert!(!segments(&disk, &dir()).contains(&before[0]), "old segments deleted");
+    drop(wal);
+
+    let (mut wal, recovered) = open(&disk, 256);
+    assert_eq!(recovered.entries, entries(141..=150));
+    assert_eq!(recovered.purged, Some(140));
+    assert_eq!(recovered.purged_meta.as_deref(), Some(&b"term 3 index 140"[..]));
+    // Rotation copies it into the next segment's header.
+    wal.append(&entries(151..=250)).unwrap();
+    wal.purge_up_to(245).unwrap(); // a plain purge drops the meta
+    wal.sync().unwrap();
+    assert_eq!(wal.purged_meta(), None);
+    drop(wal);
+    let recovered = open(&disk, 256).1;
+    assert_eq!((recovered.purged, recovered.purged_meta), (Some(245), None));
+    assert_eq!(recovered.entries, entries(246..=250));
+}
+
 #[test]
 fn a_crash_loses_unsynced_records_only() {
     let disk = SimDisk::new();

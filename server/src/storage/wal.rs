@@ -4,11 +4,12 @@
 //! (seq counts up from 0; `first_index` is the index the next entry had
 //! when the segment was started, for people reading a listing). Records
 //! (see `wal/record.rs`) are `Vote`, `Entry`, `TruncateSince` (drop entries
-//! `>= index`) and `PurgeUpTo` (entries `<= index` are gone). Appends go to
-//! the last segment; once it holds `segment_size` bytes the next record
-//! starts a new segment, after the old one is synced. A new segment starts
-//! with the current vote and purge index, so deleting older segments loses
-//! neither.
+//! `>= index`) and `PurgeUpTo` (entries `<= index` are gone), the latter
+//! optionally carrying the caller's bytes about the purged entry
+//! (`PurgeUpToMeta`). Appends go to the last segment; once it holds
+//! `segment_size` bytes the next record starts a new segment, after the old
+//! one is synced. A new segment starts with the current vote and purge
+//! record, so deleting older segments loses neither.
 //!
 //! Writes are buffered by the OS until [`Wal::sync`], which issues one
 //! fsync for everything written since the previous one (group commit).
@@ -29,8 +30,12 @@ use std::sync::Arc;
 
 use super::{Disk, DiskFile};
 
+mod error;
 mod record;
 mod replay;
+
+use error::io_err;
+pub use error::WalError;
 
 use record::Record;
 use replay::{Replay, Tracker};
@@ -62,8 +67,12 @@ pub struct Recovered {
     pub vote: Option<Vec<u8>>,
     /// The live entries `(index, bytes)`, in index order, contiguous.
     pub entries: Vec<(u64, Vec<u8>)>,
-    /// The highest index passed to [`Wal::purge_up_to`].
+    /// The highest index passed to [`Wal::purge_up_to`] or
+    /// [`Wal::purge_up_to_with`].
     pub purged: Option<u64>,
+    /// The bytes given with that purge by [`Wal::purge_up_to_with`]
+    /// (`None` after a plain [`Wal::purge_up_to`]).
+    pub purged_meta: Option<Vec<u8>>,
     /// The last segment and the offset where it was cut because its end
     /// was a torn write (worth a log line).
     pub torn_tail: Option<(PathBuf, u64)>,
@@ -71,71 +80,6 @@ pub struct Recovered {
     /// of segments separated from the rest by a gap in the seqs): ignored
     /// and removed.
     pub stale_segments: Vec<PathBuf>,
-}
-
-#[derive(Debug)]
-pub enum WalError {
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
-    /// A record that is neither valid nor explained by a torn write.
-    Corrupt {
-        file: PathBuf,
-        offset: u64,
-        reason: String,
-    },
-    /// A segment file that does not fit: a bad name, a duplicate seq, or
-    /// missing earlier segments.
-    BadSegment {
-        file: PathBuf,
-        reason: String,
-    },
-    /// An appended entry does not follow the log (the batch is refused
-    /// whole, nothing is written).
-    OutOfOrder {
-        expected: u64,
-        got: u64,
-    },
-    RecordTooLarge {
-        len: usize,
-        max: u32,
-    },
-    /// An earlier I/O error left the WAL in an unknown state; reopen it.
-    Poisoned,
-}
-
-impl fmt::Display for WalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WalError::Io { op, path, source } => write!(f, "wal: {op} {}: {source}", path.display()),
-            WalError::Corrupt { file, offset, reason } => {
-                write!(f, "wal: corrupt record in {} at byte offset {offset}: {reason}", file.display())
-            }
-            WalError::BadSegment { file, reason } => write!(f, "wal: bad segment {}: {reason}", file.display()),
-            WalError::OutOfOrder { expected, got } => {
-                write!(f, "wal: appended entry {got} does not follow the log (expected {expected})")
-            }
-            WalError::RecordTooLarge { len, max } => {
-                write!(f, "wal: record of {len} bytes exceeds the maximum record size {max}")
-            }
-            WalError::Poisoned => f.write_str("wal: an earlier I/O error left the log unusable; reopen it"),
-        }
-    }
-}
-
-impl std::error::Error for WalError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            WalError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WalError + 'a {
-    move |source| WalError::Io { op, path: path.to_path_buf(), source }
 }
 
 fn segment_name(seq: u64, first_index: u64) -> String {
@@ -158,6 +102,8 @@ pub struct Wal {
     /// Bytes of the current segment's header (vote and purge copies).
     header_len: u64,
     vote: Option<Vec<u8>>,
+    /// What the caller said about the purged entry (see `purge_up_to_with`).
+    purged_meta: Option<Vec<u8>>,
     log: Tracker,
     /// Records encoded but not yet appended to `file`.
     buf: Vec<u8>,
@@ -254,6 +200,7 @@ impl Wal {
         }
         recovered.vote = replay.vote.clone();
         recovered.purged = replay.log.purged;
+        recovered.purged_meta = replay.purged_meta.clone();
         recovered.entries = replay.entries.into();
         let wal = Wal {
             disk,
@@ -263,6 +210,7 @@ impl Wal {
             file,
             header_len: 0,
             vote: replay.vote,
+            purged_meta: replay.purged_meta,
             log: replay.log,
             buf: Vec::new(),
             unsynced: false,
@@ -289,6 +237,7 @@ impl Wal {
             file,
             header_len: 0,
             vote: None,
+            purged_meta: None,
             log: Tracker::default(),
             buf: Vec::new(),
             unsynced: false,
@@ -308,6 +257,11 @@ impl Wal {
     /// The highest purged index.
     pub fn purged(&self) -> Option<u64> {
         self.log.purged
+    }
+
+    /// The bytes given with the last purge by [`Wal::purge_up_to_with`].
+    pub fn purged_meta(&self) -> Option<&[u8]> {
+        self.purged_meta.as_deref()
     }
 
     /// Records the vote (replacing the previous one on recovery).
@@ -362,11 +316,33 @@ impl Wal {
     /// one writes nothing. Segments that hold no live entry any more are
     /// deleted by the next [`Wal::sync`], once this record is durable.
     pub fn purge_up_to(&mut self, up_to: u64) -> Result<(), WalError> {
+        self.purge(up_to, None)
+    }
+
+    /// As [`Wal::purge_up_to`], recording `meta` with it (one record, so
+    /// both or neither survive a crash): the caller's description of the
+    /// purged entry, such as openraft's log id, which carries the term the
+    /// index alone does not. Recovery hands back the last one
+    /// ([`Recovered::purged_meta`]); new segments start with a copy.
+    pub fn purge_up_to_with(&mut self, up_to: u64, meta: &[u8]) -> Result<(), WalError> {
+        self.purge(up_to, Some(meta))
+    }
+
+    fn purge(&mut self, up_to: u64, meta: Option<&[u8]>) -> Result<(), WalError> {
         self.run(|w| {
             if w.log.purged.is_some_and(|p| p >= up_to) {
                 return Ok(());
             }
-            w.put(Record::PurgeUpTo(up_to))?;
+            match meta {
+                Some(meta) => {
+                    w.check_size(8 + meta.len())?;
+                    w.put(Record::PurgeUpToMeta { index: up_to, meta })?;
+                }
+                None => {
+                    w.put(Record::PurgeUpTo(up_to))?;
+                }
+            }
+            w.purged_meta = meta.map(<[u8]>::to_vec);
             w.log.purge_up_to(up_to);
             w.flush()?;
             // Keep the segment holding the first live entry and the ones
@@ -479,8 +455,10 @@ impl Wal {
         if let Some(vote) = &self.vote {
             Record::Vote(vote).encode(&mut self.buf);
         }
-        if let Some(purged) = self.log.purged {
-            Record::PurgeUpTo(purged).encode(&mut self.buf);
+        match (self.log.purged, &self.purged_meta) {
+            (Some(index), Some(meta)) => Record::PurgeUpToMeta { index, meta }.encode(&mut self.buf),
+            (Some(index), None) => Record::PurgeUpTo(index).encode(&mut self.buf),
+            (None, _) => {}
         }
         self.header_len = self.buf.len() as u64;
         Ok(())

@@ -6,7 +6,9 @@
 //!
 //! The crc (crc32fast, IEEE) covers the type byte and the payload. Payloads:
 //! `Vote`: the vote bytes; `Entry`: index u64 LE then the entry bytes;
-//! `TruncateSince` and `PurgeUpTo`: the index, u64 LE.
+//! `TruncateSince` and `PurgeUpTo`: the index, u64 LE; `PurgeUpToMeta`:
+//! the index, u64 LE, then the caller's bytes describing the purged entry
+//! (openraft needs the purged entry's full log id, term included).
 
 use std::fmt;
 
@@ -16,6 +18,7 @@ const VOTE: u8 = 1;
 const ENTRY: u8 = 2;
 const TRUNCATE_SINCE: u8 = 3;
 const PURGE_UP_TO: u8 = 4;
+const PURGE_UP_TO_META: u8 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Record<'a> {
@@ -23,6 +26,7 @@ pub(super) enum Record<'a> {
     Entry { index: u64, data: &'a [u8] },
     TruncateSince(u64),
     PurgeUpTo(u64),
+    PurgeUpToMeta { index: u64, meta: &'a [u8] },
 }
 
 impl Record<'_> {
@@ -32,6 +36,7 @@ impl Record<'_> {
             Record::Entry { index, data } => (ENTRY, Some(index), data),
             Record::TruncateSince(index) => (TRUNCATE_SINCE, Some(index), &[]),
             Record::PurgeUpTo(index) => (PURGE_UP_TO, Some(index), &[]),
+            Record::PurgeUpToMeta { index, meta } => (PURGE_UP_TO_META, Some(index), meta),
         };
         let index = index.map(u64::to_le_bytes);
         let index: &[u8] = index.as_ref().map_or(&[], |i| i);
@@ -127,7 +132,8 @@ pub(super) fn decode(buf: &[u8], max_len: u32) -> Result<(Record<'_>, usize), Ba
         (ENTRY, 8..) => Record::Entry { index: u64_at(payload), data: &payload[8..] },
         (TRUNCATE_SINCE, 8) => Record::TruncateSince(u64_at(payload)),
         (PURGE_UP_TO, 8) => Record::PurgeUpTo(u64_at(payload)),
-        (ENTRY | TRUNCATE_SINCE | PURGE_UP_TO, _) => return Err(Bad::Malformed { ty, len }),
+        (PURGE_UP_TO_META, 8..) => Record::PurgeUpToMeta { index: u64_at(payload), meta: &payload[8..] },
+        (ENTRY | TRUNCATE_SINCE | PURGE_UP_TO | PURGE_UP_TO_META, _) => return Err(Bad::Malformed { ty, len }),
         _ => return Err(Bad::UnknownType(ty)),
     };
     Ok((record, end))
@@ -152,6 +158,8 @@ mod tests {
             Record::Entry { index: u64::MAX, data: b"put a=b" },
             Record::TruncateSince(12),
             Record::PurgeUpTo(0),
+            Record::PurgeUpToMeta { index: 9, meta: b"" },
+            Record::PurgeUpToMeta { index: 10, meta: b"term 2" },
         ];
         let mut all = Vec::new();
         for record in records {
@@ -214,5 +222,8 @@ mod tests {
         assert_eq!(decode(&frame(9, b"x"), 64), Err(Bad::UnknownType(9)));
         assert_eq!(decode(&frame(ENTRY, b"1234567"), 64), Err(Bad::Malformed { ty: ENTRY, len: 7 }));
         assert_eq!(decode(&frame(PURGE_UP_TO, b"123456789"), 64), Err(Bad::Malformed { ty: PURGE_UP_TO, len: 9 }));
+        let short = Bad::Malformed { ty: PURGE_UP_TO_META, len: 7 };
+        assert_eq!(decode(&frame(PURGE_UP_TO_META, b"1234567"), 64), Err(short));
+        assert_eq!(decode(&frame(6, b""), 64), Err(Bad::UnknownType(6)));
     }
 }

@@ -79,6 +79,9 @@ impl Tracker {
 #[derive(Debug, Default)]
 pub(super) struct Replay {
     pub(super) vote: Option<Vec<u8>>,
+    /// The caller's description of the purged entry, from the last
+    /// `PurgeUpToMeta`; cleared by a plain `PurgeUpTo` that purges more.
+    pub(super) purged_meta: Option<Vec<u8>>,
     pub(super) entries: VecDeque<(u64, Vec<u8>)>,
     pub(super) log: Tracker,
 }
@@ -141,13 +144,26 @@ impl Replay {
                 self.log.truncate_since(since);
             }
             Record::PurgeUpTo(up_to) => {
-                while self.entries.front().is_some_and(|&(index, _)| index <= up_to) {
-                    self.entries.pop_front();
+                if !matches!(self.log.purged, Some(p) if p >= up_to) {
+                    self.purged_meta = None;
                 }
-                self.log.purge_up_to(up_to);
+                self.purge_up_to(up_to);
+            }
+            Record::PurgeUpToMeta { index: up_to, meta } => {
+                if !matches!(self.log.purged, Some(p) if p > up_to) {
+                    self.purged_meta = Some(meta.to_vec());
+                }
+                self.purge_up_to(up_to);
             }
         }
         Ok(())
+    }
+
+    fn purge_up_to(&mut self, up_to: u64) {
+        while self.entries.front().is_some_and(|&(index, _)| index <= up_to) {
+            self.entries.pop_front();
+        }
+        self.log.purge_up_to(up_to);
     }
 }
 
