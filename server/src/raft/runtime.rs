@@ -107,12 +107,12 @@ impl AsyncRuntime for TokioSeam {
     /// Runs the closure inline when polled: madsim has no OS threads to
     /// block, and openraft itself never calls this (it only re-exports it),
     /// so one behaviour serves both worlds.
-    fn spawn_blocking<F, T>(f: F) -> impl Future<Output = Result<T, io::Error>> + Send
+    async fn spawn_blocking<F, T>(f: F) -> Result<T, io::Error>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        async move { Ok(f()) }
+        Ok(f())
     }
 }
 
@@ -219,8 +219,8 @@ impl Mpsc for TokioMpsc {
 }
 
 impl<T: OptionalSend> MpscSender<TokioMpsc, T> for MpscTx<T> {
-    fn send(&self, msg: T) -> impl Future<Output = Result<(), SendError<T>>> + OptionalSend {
-        async move { self.0.send(msg).await.map_err(|e| SendError(e.0)) }
+    async fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        self.0.send(msg).await.map_err(|e| SendError(e.0))
     }
 
     fn downgrade(&self) -> MpscWeakTx<T> {

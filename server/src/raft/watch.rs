@@ -6,7 +6,6 @@
 
 use openraft_rt::watch::{RecvError, SendError};
 use openraft_rt::{OptionalSend, OptionalSync, Watch, WatchReceiver, WatchSender};
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use tokio::sync::Notify;
@@ -126,23 +125,21 @@ impl<T: OptionalSend + OptionalSync> WatchSender<NotifyWatch, T> for Sender<T> {
 }
 
 impl<T: OptionalSend + OptionalSync> WatchReceiver<NotifyWatch, T> for Receiver<T> {
-    fn changed(&mut self) -> impl Future<Output = Result<(), RecvError>> + Send {
-        async move {
-            loop {
-                // Register before checking, so a change in between still wakes us.
-                let notified = self.shared.changed.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                let version = self.shared.version.load(Ordering::Acquire);
-                if version != self.seen {
-                    self.seen = version;
-                    return Ok(());
-                }
-                if self.shared.closed() {
-                    return Err(RecvError(()));
-                }
-                notified.await;
+    async fn changed(&mut self) -> Result<(), RecvError> {
+        loop {
+            // Register before checking, so a change in between still wakes us.
+            let notified = self.shared.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let version = self.shared.version.load(Ordering::Acquire);
+            if version != self.seen {
+                self.seen = version;
+                return Ok(());
             }
+            if self.shared.closed() {
+                return Err(RecvError(()));
+            }
+            notified.await;
         }
     }
 
