@@ -251,10 +251,11 @@ impl<SD: SnapshotBytes> RaftNetworkV2<C> for PeerNetwork<SD> {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
-        let header = SnapshotHeader { to: self.target, vote, meta: snapshot.meta };
+        let data = snapshot.snapshot.into_bytes();
+        let header = SnapshotHeader { to: self.target, vote, meta: snapshot.meta, len: data.len() as u64 };
         let header = wire::encode(&header).map_err(|e| self.unreachable(format!("encoding snapshot header: {e}")))?;
         let chunk_size = option.snapshot_chunk_size().unwrap_or(peer::DEFAULT_SNAPSHOT_CHUNK_SIZE);
-        let chunks = peer::snapshot_chunks(header, snapshot.snapshot.into_bytes(), chunk_size);
+        let chunks = peer::snapshot_chunks(header, data, chunk_size);
         let ttl = option.soft_ttl();
         let send = self.bounded(RPCTypes::InstallSnapshot, ttl, |mut client| async move {
             client.install_snapshot(futures::stream::iter(chunks)).await

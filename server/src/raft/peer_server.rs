@@ -101,6 +101,7 @@ where
         let header: SnapshotHeader =
             wire::decode(&header).map_err(|e| Status::invalid_argument(format!("undecodable snapshot header: {e}")))?;
         self.check_target(header.to)?;
+        header.check_len(data.len()).map_err(Status::aborted)?;
         let snapshot = Snapshot { meta: header.meta, snapshot: SM::SnapshotData::from_bytes(data) };
         respond(&self.raft.install_full_snapshot(header.vote, snapshot).await)
     }

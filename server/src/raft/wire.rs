@@ -45,13 +45,27 @@ pub struct Addressed<T> {
 }
 
 /// The first chunk of a snapshot transfer: who it is for, the leader's
-/// vote the receiver checks, and the snapshot's meta.
+/// vote the receiver checks, the snapshot's meta, and the length of its
+/// data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound = "")]
 pub struct SnapshotHeader {
     pub to: MemberId,
     pub vote: VoteOf<TypeConfig>,
     pub meta: SnapshotMetaOf<TypeConfig>,
+    pub len: u64,
+}
+
+impl SnapshotHeader {
+    /// Whether `got` bytes are the whole snapshot. A stream can end early
+    /// without an error (a simulated sender that gave up just stops), so
+    /// the receiver counts instead of trusting the end of the stream.
+    pub fn check_len(&self, got: usize) -> Result<(), String> {
+        if got as u64 != self.len {
+            return Err(format!("snapshot stream carried {got} of {} bytes", self.len));
+        }
+        Ok(())
+    }
 }
 
 /// A state machine's `SnapshotData` the transport can carry: it leaves as
@@ -232,8 +246,14 @@ mod tests {
             last_log_id: Some(log_id(2, 1, 1000)),
             last_membership: StoredMembership::new(Some(log_id(1, 1, 1)), membership()),
         };
-        roundtrip(SnapshotHeader { to: 2, vote: vote(2, 1, true), meta });
-        roundtrip(SnapshotHeader { to: 3, vote: vote(1, 1, true), meta: Default::default() });
+        roundtrip(SnapshotHeader { to: 2, vote: vote(2, 1, true), meta, len: 1 << 40 });
+        let empty = SnapshotHeader { to: 3, vote: vote(1, 1, true), meta: Default::default(), len: 0 };
+        roundtrip(empty.clone());
+        assert_eq!(empty.check_len(0), Ok(()));
+        let header = SnapshotHeader { len: 10, ..empty };
+        assert_eq!(header.check_len(10), Ok(()));
+        assert!(header.check_len(9).unwrap_err().contains("9 of 10"));
+        assert!(header.check_len(11).is_err());
         roundtrip::<Reply<SnapshotResponse<C>>>(Ok(SnapshotResponse::new(vote(2, 1, true))));
         roundtrip::<Reply<SnapshotResponse<C>>>(Err(Fatal::Stopped));
     }
