@@ -82,6 +82,9 @@ impl NodeConfig {
             election_timeout_min: election,
             election_timeout_max: election * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_count.max(1)),
+            // openraft's 200 ms default is far too short to ship and install
+            // a snapshot of a real store (3/4 of this bounds the transfer).
+            install_snapshot_timeout: 60_000,
             ..Default::default()
         };
         config.validate().map(Arc::new).map_err(|e| NodeError::Config(e.to_string()))
