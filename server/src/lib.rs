@@ -9,7 +9,7 @@
 //! `detcdctl` binaries; an `embed` API to start a node in-process.
 
 pub mod clock;
-pub mod node;
 pub mod cluster;
+pub mod node;
 pub mod raft;
 pub mod storage;
