@@ -9,4 +9,5 @@
 //! `detcd-core` only: openraft's types are encoded by the server crate and
 //! travel here as opaque bytes.
 
+pub mod etcd;
 pub mod peer;
