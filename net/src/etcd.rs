@@ -6,6 +6,8 @@
 //! and field names and field numbers, so etcdctl 3.4 and clientv3 talk to
 //! these services unchanged. `bytes` fields are `bytes::Bytes`.
 
+pub mod convert;
+
 /// `etcdserverpb`: the KV, Watch, Lease, Cluster, Maintenance and Auth
 /// services and their messages.
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
