@@ -3,13 +3,16 @@
 //! Today: [`storage`], the durable storage primitives (the `Disk` seam with
 //! a real and a fault-injecting simulated disk, and the write-ahead log).
 //!
-//! To come (see docs/ARCHITECTURE.md): configuration from flags, `ETCD_*`
-//! environment variables and YAML; snapshot files; openraft on the
-//! pluggable runtime; the gRPC and HTTP services; the `detcd` and
-//! `detcdctl` binaries; an `embed` API to start a node in-process.
+//! [`config`]: the `detcd` binary's configuration from etcd's flags,
+//! `ETCD_*` environment variables and YAML config file.
+//!
+//! To come (see docs/ARCHITECTURE.md): the gRPC and HTTP services;
+//! `detcdctl`; an `embed` API to start a node in-process.
 
+pub mod api;
 pub mod clock;
 pub mod cluster;
+pub mod config;
 pub mod node;
 pub mod raft;
 pub mod storage;
