@@ -13,8 +13,16 @@ step() { printf '\n==> %s\n' "$*"; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-# Nothing to install yet: no test drives the real etcdctl so far. When one
-# does, install Debian's etcd-client here (apt-get install -y etcd-client).
+# The end-to-end tests drive the real etcdctl 3.4 against detcd and against
+# the real etcd 3.4 (the compatibility oracle): install Debian's packages
+# when they are missing.
+if ! command -v etcdctl >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1; then
+  step "installing etcd-client and etcd-server (the oracle) from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-client etcd-server >/dev/null
+  # Debian starts the packaged etcd as a service; the tests start their own.
+  (systemctl stop etcd || service etcd stop) >/dev/null 2>&1 || true
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

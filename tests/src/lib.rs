@@ -1,3 +1,154 @@
-//! detcd-tests: end-to-end tests over real processes (etcdctl compatibility,
-//! curl/HTTP, multi-process clusters, kill -9 recovery). They arrive with the
-//! server; the crate exists so the workspace has its final shape.
+//! detcd-tests: end-to-end tests over real processes: the real `etcdctl`
+//! and the real `etcd` (the compatibility oracle) against detcd.
+//!
+//! This library holds what the tests share: a detcd member started in this
+//! process with its client API on a loopback port, a real etcd started as a
+//! child process, and a runner for etcdctl.
+
+use detcd_server::api::{self, ApiLimits, ClientApi};
+use detcd_server::clock::NodeClock;
+use detcd_server::node::{Node, NodeConfig};
+use detcd_server::storage::{Disk, SimDisk};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A loopback address nothing listens on now.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A single-member detcd with its client API on `client`.
+pub struct Detcd {
+    pub node: Arc<Node>,
+    pub client: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Detcd {
+    /// Starts a member named `default` (etcd's defaults, so its IDs equal
+    /// those of an etcd started with the same URLs) on a simulated disk.
+    pub async fn start() -> Detcd {
+        let peer = free_addr();
+        let client = free_addr();
+        let mut config = NodeConfig::single("default", PathBuf::from("/data"), peer);
+        config.advertise_client_urls = vec![format!("http://{client}")];
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new());
+        let node = Arc::new(Node::start(config, disk, Arc::new(NodeClock::new()), 1).await.expect("detcd starts"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !node.is_leader() {
+            assert!(Instant::now() < deadline, "detcd did not become leader");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let api = ClientApi::new(node.clone(), ApiLimits::default());
+        tokio::spawn(api::serve(api, client, async move {
+            let _ = rx.await;
+        }));
+        wait_listening(client);
+        Detcd { node, client, stop: Some(tx) }
+    }
+}
+
+impl Drop for Detcd {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A real etcd 3.4 (Debian's etcd-server), single member, on loopback
+/// ports and a temporary data dir; killed on drop.
+pub struct Etcd {
+    pub client: SocketAddr,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Etcd {
+    pub fn start() -> Etcd {
+        let (client, peer) = (free_addr(), free_addr());
+        let dir = std::env::temp_dir().join(format!("detcd-oracle-{}-{}", std::process::id(), client.port()));
+        let child = Command::new("etcd")
+            .args(["--name", "default", "--data-dir"])
+            .arg(&dir)
+            .args(["--listen-client-urls", &format!("http://{client}")])
+            .args(["--advertise-client-urls", &format!("http://{client}")])
+            .args(["--listen-peer-urls", &format!("http://{peer}")])
+            .args(["--initial-advertise-peer-urls", &format!("http://{peer}")])
+            .args(["--initial-cluster", &format!("default=http://{peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the real etcd (apt-get install etcd-server) runs");
+        wait_listening(client);
+        let etcd = Etcd { client, child, dir };
+        // Listening is not serving: wait until a read succeeds.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while etcdctl(etcd.client, &["get", "probe"], None).code != 0 {
+            assert!(Instant::now() < deadline, "etcd did not start serving");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        etcd
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What one etcdctl run printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    /// The `Error: ...` lines only: etcdctl's JSON log lines carry
+    /// timestamps and addresses.
+    pub errors: Vec<String>,
+}
+
+/// Runs the real etcdctl (API v3) against `endpoint`, feeding `stdin`.
+pub fn etcdctl(endpoint: SocketAddr, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("--command-timeout=10s")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl (apt-get install etcd-client) runs");
+    let input = stdin.unwrap_or("").to_string();
+    let mut pipe = child.stdin.take().expect("stdin piped");
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().expect("etcdctl finishes");
+    let _ = writer.join();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        errors: String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("Error:"))
+            .map(str::to_string)
+            .collect(),
+    }
+}
