@@ -7,6 +7,7 @@
 //! runtime, and runs until SIGINT or SIGTERM, then shuts the member down and
 //! exits 0. A configuration or start error exits 1 with the reason.
 
+use detcd_server::api::{self, ApiLimits, ClientApi};
 use detcd_server::clock::NodeClock;
 use detcd_server::cluster::format_id;
 use detcd_server::config::{self, ConfigError, Invocation, ServerConfig};
@@ -153,24 +154,51 @@ async fn run(config: ServerConfig) -> Result<(), String> {
 // can be shut down cleanly.
 // ---------------------------------------------------------------------------
 
-/// The running client servers.
-struct ClientServices;
-
-impl ClientServices {
-    async fn stop(self) {}
+/// The running client servers: one per `--listen-client-urls` address.
+struct ClientServices {
+    servers: Vec<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
-/// Not written yet: says what it will serve.
+impl ClientServices {
+    /// Stops every server and waits for it, so no clone of the node is left.
+    async fn stop(self) {
+        for (stop, task) in self.servers {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the etcd v3 gRPC API on every client address. (Watch, Lease,
+/// Cluster, Maintenance, Auth, Lock, Election and the HTTP endpoints are
+/// still to come.)
 async fn serve_clients(node: &Arc<Node>, config: &ServerConfig) -> Result<ClientServices, String> {
+    let limits = ApiLimits {
+        max_request_bytes: usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX),
+        txn: detcd_core::validate::Limits { max_txn_ops: usize::try_from(config.max_txn_ops).unwrap_or(usize::MAX) },
+    };
+    let mut servers = Vec::new();
     for (url, addr) in config.listen_client_urls.iter().zip(&config.listen_client_addrs) {
-        warn!(
-            "member {}: the client API is not implemented yet; nothing is served on {url} ({addr})",
-            format_id(node.id())
-        );
+        // Bind once first, so a busy port is an error now, not in the task.
+        drop(tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listen on {url}: {e}"))?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let api = ClientApi::new(node.clone(), limits);
+        let addr = *addr;
+        let task = tokio::spawn(async move {
+            if let Err(e) = api::serve(api, addr, async move {
+                let _ = stopped.await;
+            })
+            .await
+            {
+                warn!("client API on {addr} stopped: {e}");
+            }
+        });
+        info!("serving client requests on {url}");
+        servers.push((stop, task));
     }
     let advertised: Vec<String> = config.advertise_client_urls.iter().map(ToString::to_string).collect();
     info!("advertise client URLs = {}", advertised.join(","));
-    Ok(ClientServices)
+    Ok(ClientServices { servers })
 }
 
 /// Logs leader changes as etcd's raft does ("... elected leader ... at term").
