@@ -37,6 +37,13 @@ async fn member() -> (NodeRaft, PeerServer, SocketAddr) {
     let network = PeerNetworkFactory::<SnapshotData>::new(7, PeerNetConfig::default());
     let raft = DetcdRuntime::scope(7, Raft::new(7, config, network, log, sm)).await.unwrap();
     let server = PeerServer::start(raft.clone(), addr, PeerServeConfig::default()).await.unwrap();
+    // `start` returns once the serving task is spawned, not once it listens;
+    // the tests' first request must not race the bind.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the peer server never listened on {addr}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     (raft, server, addr)
 }
 
@@ -96,6 +103,8 @@ async fn a_member_refuses_what_is_not_for_it() {
     let reply = client.vote(RaftRequest { data }).await.expect("vote").into_inner();
     let reply: Reply<VoteResponse<TypeConfig>> = wire::decode(&reply.data).unwrap();
     assert!(reply.unwrap().vote_granted);
+    // Metrics follow the vote asynchronously: wait until they show it.
+    raft.wait(Some(Duration::from_secs(5))).vote(Vote::new(3, 1), "voted").await.expect("the vote is cast");
 
     // Meant for member 8: refused, and the vote is not cast.
     let data = wire::encode(&Addressed { to: 8, msg: vote_request(9, 1) }).unwrap();
