@@ -287,19 +287,37 @@ impl WatchHub {
             .map(|(watcher, compact_revision)| WatchOutput::Compacted { watcher, compact_revision })
             .collect();
         for id in std::mem::take(&mut self.ready) {
-            let w = self.watchers.get_mut(&id).expect("ready watcher exists");
-            let events: Vec<Event> = w.pending.drain(..).collect();
-            if w.req.fragment {
-                let parts = fragment(events, self.limits.max_response_bytes);
-                let last = parts.len() - 1;
-                for (i, events) in parts.into_iter().enumerate() {
-                    out.push(WatchOutput::Events { watcher: id, revision, events, fragment: i < last });
-                }
-            } else {
-                out.push(WatchOutput::Events { watcher: id, revision, events, fragment: false });
-            }
+            self.drain_into(id, revision, &mut out);
         }
         out
+    }
+
+    /// As `poll`, for one watcher only: a watch stream takes what belongs to
+    /// its own watchers, so a slow stream holds up no other.
+    pub fn take(&mut self, id: WatcherId, revision: i64) -> Vec<WatchOutput> {
+        let mut out = Vec::new();
+        if let Some(at) = self.compacted.iter().position(|(c, _)| *c == id) {
+            let (watcher, compact_revision) = self.compacted.remove(at);
+            out.push(WatchOutput::Compacted { watcher, compact_revision });
+        }
+        if self.ready.remove(&id) {
+            self.drain_into(id, revision, &mut out);
+        }
+        out
+    }
+
+    fn drain_into(&mut self, id: WatcherId, revision: i64, out: &mut Vec<WatchOutput>) {
+        let w = self.watchers.get_mut(&id).expect("ready watcher exists");
+        let events: Vec<Event> = w.pending.drain(..).collect();
+        if w.req.fragment {
+            let parts = fragment(events, self.limits.max_response_bytes);
+            let last = parts.len() - 1;
+            for (i, events) in parts.into_iter().enumerate() {
+                out.push(WatchOutput::Events { watcher: id, revision, events, fragment: i < last });
+            }
+        } else {
+            out.push(WatchOutput::Events { watcher: id, revision, events, fragment: false });
+        }
     }
 
     /// Progress notifications for the synced, idle watchers that asked for

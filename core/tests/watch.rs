@@ -252,3 +252,24 @@ fn unsync_all_catches_watchers_up_across_a_replaced_store() {
     assert_eq!(w.hub.poll(5), vec![WatchOutput::Compacted { watcher: behind, compact_revision: 4 }]);
     assert!(w.hub.is_empty());
 }
+
+#[test]
+fn take_serves_one_watcher_and_leaves_the_others() {
+    let mut w = Watched::new(WatchLimits::default());
+    let a = w.watch(key_watch("k"));
+    let other = w.watch(key_watch("k"));
+    w.put("k", "1");
+    let rev = w.node.state.revision();
+    let mine = w.hub.take(a, rev);
+    assert_eq!(mine.len(), 1);
+    assert!(matches!(&mine[0], WatchOutput::Events { watcher, events, .. } if *watcher == a && events.len() == 1));
+    assert!(w.hub.take(a, rev).is_empty(), "each event once");
+    let rest = w.hub.poll(rev);
+    assert!(matches!(&rest[..], [WatchOutput::Events { watcher, .. }] if *watcher == other));
+    // A compaction notice is taken by its own watcher too.
+    w.node.compact(rev).unwrap();
+    let late = w.hub.watch(WatchRequest { key: b("k"), start_revision: 1, ..Default::default() }, w.node.state.store());
+    w.hub.sync(w.node.state.store());
+    assert!(w.hub.take(a, rev).is_empty());
+    assert_eq!(w.hub.take(late, rev), vec![WatchOutput::Compacted { watcher: late, compact_revision: rev }]);
+}

@@ -152,3 +152,65 @@ pub fn etcdctl(endpoint: SocketAddr, args: &[&str], stdin: Option<&str>) -> Outp
             .collect(),
     }
 }
+
+/// Runs `etcdctl watch ...` against `endpoint` and collects its output until
+/// it has printed `lines` lines of stdout, exits by itself, or `limit`
+/// passes; then stops it. `before_wait` runs once the watch is started
+/// (e.g. to write the events it should see).
+pub fn etcdctl_watch(
+    endpoint: SocketAddr,
+    args: &[&str],
+    lines: usize,
+    limit: Duration,
+    before_wait: impl FnOnce(),
+) -> Output {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("watch")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl runs");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    before_wait();
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    while got.len() < lines {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => got.push(line),
+            Err(_) => break, // timed out, or the process exited
+        }
+    }
+    let exited = child.try_wait().ok().flatten();
+    if exited.is_none() {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("etcdctl ends");
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    Output {
+        code: if exited.is_some() { status.code().unwrap_or(-1) } else { 0 },
+        stdout: got.iter().map(|l| format!("{l}\n")).collect(),
+        errors: stderr
+            .lines()
+            .filter(|l| l.starts_with("Error:") || l.starts_with("watch was canceled"))
+            .map(str::to_string)
+            .collect(),
+    }
+}
