@@ -39,6 +39,8 @@ mod watch_lease;
 #[cfg(test)]
 mod tests_kv;
 #[cfg(test)]
+mod tests_lease;
+#[cfg(test)]
 mod tests_txn;
 #[cfg(test)]
 mod tests_wire;
@@ -46,7 +48,10 @@ mod tests_wire;
 pub use kv::{compaction_response, delete_range_response, put_response, range_response};
 pub use status::{error_from_status, status};
 pub use txn::{response_op, txn_response};
-pub use watch_lease::{hash_kv_response, lease_grant_response, lease_revoke_response, watch_response};
+pub use watch_lease::{
+    hash_kv_response, lease_grant_response, lease_keep_alive_response, lease_leases_response, lease_revoke_response,
+    lease_time_to_live_response, watch_response,
+};
 
 /// A message that does not convert to core's types.
 #[derive(Debug, Clone, PartialEq, Eq)]

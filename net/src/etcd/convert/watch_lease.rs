@@ -2,6 +2,7 @@
 
 use super::{revision_of, Header};
 use crate::etcd::etcdserverpb::{self as pb, watch_create_request::FilterType};
+use detcd_core::lease::LeaseStatus;
 use detcd_core::request::{LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse};
 use detcd_core::watch::{WatchOutput, WatchRequest};
 use detcd_core::HashKv;
@@ -119,6 +120,45 @@ pub fn lease_revoke_response(h: &Header, r: LeaseRevokeResponse) -> pb::LeaseRev
 impl From<pb::LeaseRevokeResponse> for LeaseRevokeResponse {
     fn from(r: pb::LeaseRevokeResponse) -> Self {
         LeaseRevokeResponse { revision: revision_of(&r.header) }
+    }
+}
+
+/// A keep-alive's answer for lease `id`: the TTL it was renewed to, 0 when
+/// the lease is unknown or expired (etcd answers so rather than failing the
+/// stream; clients then report the lease gone). `revision` is the store's
+/// revision before the renewal, as etcd fills the header.
+pub fn lease_keep_alive_response(h: &Header, revision: i64, id: i64, ttl: i64) -> pb::LeaseKeepAliveResponse {
+    pb::LeaseKeepAliveResponse { header: Some(h.at(revision)), id, ttl }
+}
+
+/// TimeToLive's answer for lease `id`: its status, with the attached keys
+/// only when `keys` was asked for; an unknown lease is TTL -1 with nothing
+/// else (etcd's gRPC layer turns not-found into this, not into an error).
+pub fn lease_time_to_live_response(
+    h: &Header,
+    revision: i64,
+    id: i64,
+    lease: Option<LeaseStatus>,
+    keys: bool,
+) -> pb::LeaseTimeToLiveResponse {
+    let header = Some(h.at(revision));
+    match lease {
+        Some(l) => pb::LeaseTimeToLiveResponse {
+            header,
+            id,
+            ttl: l.ttl,
+            granted_ttl: l.granted_ttl,
+            keys: if keys { l.keys } else { Vec::new() },
+        },
+        None => pb::LeaseTimeToLiveResponse { header, id, ttl: -1, granted_ttl: 0, keys: Vec::new() },
+    }
+}
+
+/// LeaseLeases' answer: the IDs in the order given.
+pub fn lease_leases_response(h: &Header, revision: i64, ids: impl IntoIterator<Item = i64>) -> pb::LeaseLeasesResponse {
+    pb::LeaseLeasesResponse {
+        header: Some(h.at(revision)),
+        leases: ids.into_iter().map(|id| pb::LeaseStatus { id }).collect(),
     }
 }
 
