@@ -6,12 +6,16 @@
 //! `ClientApi` value implements every service.
 
 mod kv;
+mod lease;
+mod watch;
 
 use crate::node::{Node, WriteError};
 use detcd_core::request::{Command, Response as CoreResponse};
 use detcd_core::validate::Limits as TxnLimits;
 use detcd_net::etcd::convert::{status, Header};
 use detcd_net::etcd::etcdserverpb::kv_server::KvServer;
+use detcd_net::etcd::etcdserverpb::lease_server::LeaseServer;
+use detcd_net::etcd::etcdserverpb::watch_server::WatchServer;
 use openraft_rt::WatchReceiver;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -92,6 +96,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let max = api.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
-    let kv = KvServer::new(api).max_decoding_message_size(max).max_encoding_message_size(usize::MAX);
-    tonic::transport::Server::builder().add_service(kv).serve_with_shutdown(addr, shutdown).await
+    let kv = KvServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(usize::MAX);
+    let watch = WatchServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(usize::MAX);
+    let lease = LeaseServer::new(api).max_decoding_message_size(max).max_encoding_message_size(usize::MAX);
+    tonic::transport::Server::builder()
+        .add_service(kv)
+        .add_service(watch)
+        .add_service(lease)
+        .serve_with_shutdown(addr, shutdown)
+        .await
 }
