@@ -135,6 +135,9 @@ impl fmt::Display for WriteError {
 pub struct Node {
     id: MemberId,
     cluster_id: u64,
+    /// `--advertise-client-urls`: this member's own, known before the
+    /// membership carries them.
+    client_urls: Vec<String>,
     raft: MemberRaft,
     shared: Arc<SharedState>,
     clock: Arc<NodeClock>,
@@ -186,9 +189,19 @@ impl Node {
         }
 
         let (stop, stopped) = oneshot::channel();
+        let client_urls = config.advertise_client_urls.clone();
         let duties = LeaderDuties { id, raft: raft.clone(), shared: shared.clone(), clock: clock.clone(), config };
         let task = DetcdRuntime::spawn(duties.run(stopped));
-        Ok(Node { id, cluster_id, raft, shared, clock, peer_server: Some(peer_server), duties: Some((stop, task)) })
+        Ok(Node {
+            id,
+            cluster_id,
+            client_urls,
+            raft,
+            shared,
+            clock,
+            peer_server: Some(peer_server),
+            duties: Some((stop, task)),
+        })
     }
 
     pub fn id(&self) -> MemberId {
@@ -197,6 +210,11 @@ impl Node {
 
     pub fn cluster_id(&self) -> u64 {
         self.cluster_id
+    }
+
+    /// This member's advertised client URLs (`--advertise-client-urls`).
+    pub fn client_urls(&self) -> &[String] {
+        &self.client_urls
     }
 
     pub fn raft(&self) -> &MemberRaft {
