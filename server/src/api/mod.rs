@@ -5,16 +5,20 @@
 //! state (after the read index unless the request is serializable). One
 //! `ClientApi` value implements every service.
 
+mod cluster;
 mod kv;
 mod lease;
+mod maintenance;
 mod watch;
 
 use crate::node::{Node, WriteError};
 use detcd_core::request::{Command, Response as CoreResponse};
 use detcd_core::validate::Limits as TxnLimits;
 use detcd_net::etcd::convert::{status, Header};
+use detcd_net::etcd::etcdserverpb::cluster_server::ClusterServer;
 use detcd_net::etcd::etcdserverpb::kv_server::KvServer;
 use detcd_net::etcd::etcdserverpb::lease_server::LeaseServer;
+use detcd_net::etcd::etcdserverpb::maintenance_server::MaintenanceServer;
 use detcd_net::etcd::etcdserverpb::watch_server::WatchServer;
 use openraft_rt::WatchReceiver;
 use std::future::Future;
@@ -98,11 +102,16 @@ pub async fn serve(
     let max = api.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
     let kv = KvServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(usize::MAX);
     let watch = WatchServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(usize::MAX);
+    let cluster = ClusterServer::new(api.clone()).max_decoding_message_size(max);
+    let maintenance =
+        MaintenanceServer::new(api.clone()).max_decoding_message_size(max).max_encoding_message_size(usize::MAX);
     let lease = LeaseServer::new(api).max_decoding_message_size(max).max_encoding_message_size(usize::MAX);
     tonic::transport::Server::builder()
         .add_service(kv)
         .add_service(watch)
         .add_service(lease)
+        .add_service(cluster)
+        .add_service(maintenance)
         .serve_with_shutdown(addr, shutdown)
         .await
 }
