@@ -4,6 +4,7 @@
 
 use crate::clock::{Clock, NodeClock};
 use crate::cluster::{self, ClusterError, InitialMember};
+use crate::raft::forward::{Forwarder, LeaderCalls, LocalLeader, RenewResult, FORWARD_TIMEOUT};
 use crate::raft::network::{PeerNetConfig, PeerNetworkFactory};
 use crate::raft::peer_server::{PeerServeConfig, PeerServer};
 use crate::raft::runtime::DetcdRuntime;
@@ -13,8 +14,8 @@ use crate::raft::store::{open_stores, StoreConfig};
 use crate::raft::types::{CommandResult, MemberId, MemberNode, TypeConfig};
 use crate::storage::Disk;
 use detcd_core::request::{Command, LeaseRevokeRequest};
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
-use openraft::{Config, ReadPolicy, ServerState, SnapshotPolicy};
+use openraft::error::{InitializeError, RaftError};
+use openraft::{Config, ServerState, SnapshotPolicy};
 use openraft_rt::{AsyncRuntime, WatchReceiver};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -113,7 +114,7 @@ impl fmt::Display for NodeError {
 impl std::error::Error for NodeError {}
 
 /// Why a write was not applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WriteError {
     /// This member is not the leader; the leader, if known.
     NotLeader(Option<MemberId>),
@@ -141,6 +142,10 @@ pub struct Node {
     raft: MemberRaft,
     shared: Arc<SharedState>,
     clock: Arc<NodeClock>,
+    /// The forwarded calls, as this member serves them when it leads.
+    leader: Arc<LocalLeader>,
+    /// Where a follower's client calls go to the leader.
+    forward: Forwarder,
     peer_server: Option<PeerServer>,
     duties: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
@@ -174,11 +179,16 @@ impl Node {
             open_stores(disk, &config.data_dir, config.store.clone(), dyn_clock).map_err(NodeError::Storage)?;
         let shared = sm.shared();
         let network = PeerNetworkFactory::<SnapshotData>::new(id, PeerNetConfig::default());
-        let raft =
-            MemberRaft::new(id, raft_config, network, log, sm).await.map_err(|e| NodeError::Raft(e.to_string()))?;
-        let peer_server = PeerServer::start(raft.clone(), config.listen_peer_addr, PeerServeConfig::default())
+        let raft = MemberRaft::new(id, raft_config, network.clone(), log, sm)
             .await
-            .map_err(NodeError::Storage)?;
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let leader = Arc::new(LocalLeader::new(id, raft.clone(), shared.clone(), clock.clone()));
+        let forward = Forwarder::new(raft.clone(), network, FORWARD_TIMEOUT);
+        let hook: Arc<dyn LeaderCalls> = leader.clone();
+        let peer_server =
+            PeerServer::start_with(raft.clone(), config.listen_peer_addr, PeerServeConfig::default(), Some(hook))
+                .await
+                .map_err(NodeError::Storage)?;
 
         if config.initial_cluster_state == ClusterState::New {
             let membership = initial_membership(&members, &ids, &config);
@@ -199,6 +209,8 @@ impl Node {
             raft,
             shared,
             clock,
+            leader,
+            forward,
             peer_server: Some(peer_server),
             duties: Some((stop, task)),
         })
@@ -230,32 +242,63 @@ impl Node {
         &self.clock
     }
 
+    /// The leader as this member knows it.
+    pub fn current_leader(&self) -> Option<MemberId> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
     pub fn is_leader(&self) -> bool {
         let m = self.raft.metrics().borrow_watched().clone();
         m.state == ServerState::Leader
     }
 
-    /// Replicates `cmd` and returns what applying it answered.
+    /// The leader another member names, if it is not this one.
+    fn elsewhere(&self, e: &WriteError) -> Option<MemberId> {
+        match e {
+            WriteError::NotLeader(Some(leader)) if *leader != self.id => Some(*leader),
+            _ => None,
+        }
+    }
+
+    /// Replicates `cmd` and returns what applying it answered. On a
+    /// follower, the leader does (forwarded once, bounded).
     pub async fn write(&self, cmd: Command) -> Result<CommandResult, WriteError> {
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(WriteError::NotLeader(f.leader_id)),
-            Err(e) => Err(WriteError::Unavailable(e.to_string())),
+        match self.leader.client_write(cmd.clone()).await {
+            Err(e) => match self.elsewhere(&e) {
+                Some(leader) => self.forward.client_write(leader, cmd).await,
+                None => Err(e),
+            },
+            done => done,
         }
     }
 
     /// Waits until this member has applied everything committed before the
     /// call (openraft's read index: the leader confirms it still leads with
-    /// a quorum). A read of `shared()` afterwards is linearizable.
+    /// a quorum; a follower asks the leader for it). A read of `shared()`
+    /// afterwards is linearizable.
     pub async fn linearize(&self) -> Result<(), WriteError> {
-        let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| match e {
-            RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(f)) => {
-                WriteError::NotLeader(f.leader_id)
-            }
-            e => WriteError::Unavailable(e.to_string()),
-        })?;
-        self.shared.wait_applied(read.log_id().index).await;
-        Ok(())
+        let index = match self.leader.read_index().await {
+            Err(e) => match self.elsewhere(&e) {
+                Some(leader) => self.forward.read_index(leader).await?,
+                None => return Err(e),
+            },
+            Ok(index) => index,
+        };
+        tokio::time::timeout(self.forward.timeout(), self.shared.wait_applied(index))
+            .await
+            .map_err(|_| WriteError::Unavailable(format!("timed out applying up to the read index {index}")))
+    }
+
+    /// Renews lease `id` on the leader's lessor (forwarded from a follower):
+    /// its TTL, 0 if it is unknown or expired, or the lessor's error.
+    pub async fn lease_renew(&self, id: i64) -> RenewResult {
+        match self.leader.lease_renew(id).await {
+            Err(e) => match self.elsewhere(&e) {
+                Some(leader) => self.forward.lease_renew(leader, id).await,
+                None => Err(e),
+            },
+            done => done,
+        }
     }
 
     /// Stops the leader duties, the peer server and openraft.

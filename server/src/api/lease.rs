@@ -2,33 +2,22 @@
 //! LeaseTimeToLive, LeaseLeases.
 //!
 //! Grants and revokes go through the log. Keep-alives renew on the leader's
-//! primary lessor, outside the log, as etcd's do; a member that is not the
-//! leader answers "no leader" for now (etcd forwards renewals to the leader;
-//! detcd does not forward yet).
+//! primary lessor, outside the log, as etcd's do; a follower forwards them
+//! to the leader (`Node::lease_renew`).
 
 use super::{write_status, ClientApi};
 use crate::clock::Clock;
-use crate::node::WriteError;
 use detcd_core::lease::MAX_LEASE_TTL;
-use detcd_core::request::{Command, LeaseCheckpoint, LeaseGrantRequest, LeaseRevokeRequest, Response as CoreResponse};
+use detcd_core::request::{Command, LeaseGrantRequest, LeaseRevokeRequest, Response as CoreResponse};
 use detcd_core::Error;
 use detcd_net::etcd::convert::{self, status};
 use detcd_net::etcd::etcdserverpb::{self as pb, lease_server::Lease};
 use futures::Stream;
-use openraft::ServerState;
-use openraft_rt::WatchReceiver;
 use std::pin::Pin;
-use std::time::Duration;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The responses of one keep-alive stream.
 pub type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send>>;
-
-/// How long a keep-alive waits for the leader's lessor to be promoted (the
-/// node promotes it on its next duty tick, 100 ms, after winning) or for an
-/// expired lease's revoke (proposed on a duty tick) to be applied.
-const PROMOTION_WAIT: Duration = Duration::from_secs(1);
-const PROMOTION_POLL: Duration = Duration::from_millis(10);
 
 #[tonic::async_trait]
 impl Lease for ClientApi {
@@ -123,63 +112,11 @@ impl ClientApi {
 
     /// The TTL lease `id` was renewed to, 0 if it is unknown or expired.
     async fn renew(&self, id: i64) -> Result<i64, Status> {
-        let deadline = tokio::time::Instant::now() + PROMOTION_WAIT;
-        loop {
-            let metrics = self.node.raft().metrics().borrow_watched().clone();
-            if metrics.state != ServerState::Leader || metrics.current_leader != Some(self.node.id()) {
-                return Err(write_status(WriteError::NotLeader(metrics.current_leader)));
-            }
-            let now = self.node.clock().now();
-            let renewed = self.node.shared().state().lessor_mut().renew(id, now);
-            match renewed {
-                Ok((ttl, reset_checkpoint)) => {
-                    if reset_checkpoint {
-                        self.reset_checkpoint(id);
-                    }
-                    return Ok(ttl);
-                }
-                Err(Error::LeaseNotFound) => {
-                    self.wait_revoked(id, deadline).await;
-                    return Ok(0);
-                }
-                // The leader's lessor is promoted on the node's next duty
-                // tick after the election: wait for it, boundedly.
-                Err(Error::NotPrimary) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(PROMOTION_POLL).await;
-                }
-                Err(Error::NotPrimary) => return Err(write_status(WriteError::NotLeader(None))),
-                Err(e) => return Err(status(&e)),
-            }
+        match self.node.lease_renew(id).await {
+            Ok(Ok(ttl)) => Ok(ttl),
+            Ok(Err(e)) => Err(status(&e)),
+            Err(e) => Err(write_status(e)),
         }
-    }
-
-    /// An expired lease stays until the leader's revoke is applied; as
-    /// etcd, answer its expiry only once it is gone (with its keys), or at
-    /// `deadline`.
-    async fn wait_revoked(&self, id: i64, deadline: tokio::time::Instant) {
-        loop {
-            let pending = self.node.shared().state().lessor().contains(id);
-            if !pending || tokio::time::Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep(PROMOTION_POLL).await;
-        }
-    }
-
-    /// Replicates that lease `id` has no checkpointed remaining TTL any more
-    /// (it was just renewed to its full TTL), so a new leader does not
-    /// restart it from the stale remainder. In the background: the
-    /// keep-alive stream does not wait for the log. A lost proposal only
-    /// means a later leader may expire the lease earlier than its renewal
-    /// promised, and the next renewal tries again.
-    fn reset_checkpoint(&self, id: i64) {
-        let node = self.node.clone();
-        tokio::spawn(async move {
-            let reset = Command::LeaseCheckpoint(vec![LeaseCheckpoint { id, remaining_ttl: 0 }]);
-            if let Err(e) = node.write(reset).await {
-                tracing::debug!(lease = id, error = %e, "lease checkpoint reset not replicated");
-            }
-        });
     }
 }
 

@@ -112,6 +112,16 @@ impl<SD> PeerNetworkFactory<SD> {
         peers.insert(target, peer.clone());
         peer
     }
+
+    /// The shared channel to `target` and its in-flight slots, for the
+    /// client calls a follower forwards to the leader (`forward.rs`).
+    pub(crate) fn channel(
+        &self,
+        target: MemberId,
+        node: &MemberNode,
+    ) -> Result<(RaftPeerClient<Channel>, Arc<Semaphore>), BadPeerUrl> {
+        self.peer(target, node).conn.map(|c| (c.client, c.slots))
+    }
 }
 
 impl<SD: SnapshotBytes> RaftNetworkFactory<C> for PeerNetworkFactory<SD> {

@@ -1,13 +1,16 @@
 //! openraft's network over the peer RPC: the server side. [`PeerService`]
 //! decodes each request, hands it to the local `Raft` and encodes its
 //! answer (the response, or the fatal error of a stopped node);
-//! [`PeerServer`] serves it on the member's peer address.
+//! [`PeerServer`] serves it on the member's peer address. The calls a
+//! follower forwards to the leader (`forward.rs`) go to an optional
+//! [`LeaderCalls`] hook; without one they are `Unimplemented`.
 //!
 //! It is generic over the state machine only through its snapshot data
 //! ([`SnapshotBytes`]), so it does not depend on the storage adapters.
 
+use super::forward::LeaderCalls;
 use super::types::{MemberId, TypeConfig};
-use super::wire::{self, Addressed, Reply, SnapshotBytes, SnapshotHeader};
+use super::wire::{self, Addressed, SnapshotBytes, SnapshotHeader};
 use detcd_net::peer::{self, RaftPeer, RaftReply, RaftRequest, SnapshotChunk};
 use openraft::storage::RaftStateMachine;
 use openraft::{Raft, Snapshot};
@@ -15,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -38,11 +42,22 @@ impl Default for PeerServeConfig {
 pub struct PeerService<SM: RaftStateMachine<TypeConfig>> {
     raft: Raft<TypeConfig, SM>,
     config: PeerServeConfig,
+    leader: Option<Arc<dyn LeaderCalls>>,
 }
 
 impl<SM: RaftStateMachine<TypeConfig>> PeerService<SM> {
     pub fn new(raft: Raft<TypeConfig, SM>, config: PeerServeConfig) -> Self {
-        PeerService { raft, config }
+        PeerService { raft, config, leader: None }
+    }
+
+    /// Serves the forwarded client calls with `leader`.
+    pub fn with_leader(mut self, leader: Option<Arc<dyn LeaderCalls>>) -> Self {
+        self.leader = leader;
+        self
+    }
+
+    fn leader(&self) -> Result<&dyn LeaderCalls, Status> {
+        self.leader.as_deref().ok_or_else(|| Status::unimplemented("this member does not serve client calls"))
     }
 
     /// Decodes a request and checks that it is meant for this member.
@@ -62,7 +77,7 @@ impl<SM: RaftStateMachine<TypeConfig>> PeerService<SM> {
     }
 }
 
-fn respond<T: Serialize>(reply: &Reply<T>) -> Result<Response<RaftReply>, Status> {
+fn respond<T: Serialize>(reply: &T) -> Result<Response<RaftReply>, Status> {
     let data = wire::encode(reply).map_err(|e| Status::internal(format!("encoding the reply: {e}")))?;
     Ok(Response::new(RaftReply { data }))
 }
@@ -105,6 +120,21 @@ where
         let snapshot = Snapshot { meta: header.meta, snapshot: SM::SnapshotData::from_bytes(data) };
         respond(&self.raft.install_full_snapshot(header.vote, snapshot).await)
     }
+
+    async fn client_write(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let cmd = self.open(request)?;
+        respond(&self.leader()?.client_write(cmd).await)
+    }
+
+    async fn read_index(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let () = self.open(request)?;
+        respond(&self.leader()?.read_index().await)
+    }
+
+    async fn lease_renew(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let id = self.open(request)?;
+        respond(&self.leader()?.lease_renew(id).await)
+    }
 }
 
 /// Serves the peer RPC for `raft` on `addr` until `shutdown` completes.
@@ -112,13 +142,14 @@ pub async fn serve_peer<SM>(
     raft: Raft<TypeConfig, SM>,
     addr: SocketAddr,
     config: PeerServeConfig,
+    leader: Option<Arc<dyn LeaderCalls>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error>
 where
     SM: RaftStateMachine<TypeConfig> + Send + Sync + 'static,
     SM::SnapshotData: SnapshotBytes,
 {
-    peer::serve(PeerService::new(raft, config), addr, shutdown).await
+    peer::serve(PeerService::new(raft, config).with_leader(leader), addr, shutdown).await
 }
 
 /// A running peer server: the task serving it and the switch that stops it.
@@ -137,9 +168,24 @@ impl PeerServer {
         SM: RaftStateMachine<TypeConfig> + Send + Sync + 'static,
         SM::SnapshotData: SnapshotBytes,
     {
+        PeerServer::start_with(raft, addr, config, None).await
+    }
+
+    /// [`PeerServer::start`], serving the forwarded client calls with
+    /// `leader`.
+    pub async fn start_with<SM>(
+        raft: Raft<TypeConfig, SM>,
+        addr: SocketAddr,
+        config: PeerServeConfig,
+        leader: Option<Arc<dyn LeaderCalls>>,
+    ) -> io::Result<Self>
+    where
+        SM: RaftStateMachine<TypeConfig> + Send + Sync + 'static,
+        SM::SnapshotData: SnapshotBytes,
+    {
         drop(tokio::net::TcpListener::bind(addr).await?);
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_peer(raft, addr, config, async move {
+        let task = tokio::spawn(serve_peer(raft, addr, config, leader, async move {
             let _ = rx.await;
         }));
         Ok(PeerServer { addr, shutdown: Some(tx), task })
