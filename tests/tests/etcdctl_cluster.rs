@@ -392,7 +392,7 @@ async fn three_members_list_report_status_and_move_the_leader() {
     let target = members.iter().map(|m| m.node.id()).find(|id| *id != leader).unwrap();
 
     // A write reaches every member's state: the same KV hash on all three.
-    // (On the leader: followers do not forward requests yet.)
+    // (Through the leader; etcdctl_forward.rs writes through a follower.)
     let leader_client = members.iter().find(|m| m.node.id() == leader).unwrap().client.to_string();
     let put = etcdctl_async(leader_client, args(&["put", "k", "v"])).await;
     assert_eq!(put.code, 0, "{put:?}");
