@@ -8,7 +8,7 @@
 #![cfg(madsim)]
 
 use bytes::Bytes;
-use detcd_core::request::{Command, PutRequest};
+use detcd_core::request::{Command, LeaseGrantRequest, PutRequest, Response};
 use detcd_server::clock::NodeClock;
 use detcd_server::node::{Node, NodeConfig, WriteError};
 use detcd_server::storage::{Disk, SimDisk};
@@ -175,4 +175,38 @@ async fn partition_failover_and_crash_restart_converge() {
     let state = node.shared().state();
     assert_eq!(state.store().len(), 500, "every acknowledged key is on the restarted member");
     assert_eq!(state.hash(), hash);
+}
+
+/// A follower's write, linearizable read and lease renewal go to the leader
+/// over the simulated peer RPC (called on the follower's host, whose
+/// address the RPC goes from).
+#[madsim::test]
+async fn a_follower_forwards_to_the_leader() {
+    let c = Cluster::start();
+    let all: Vec<usize> = (0..MEMBERS).collect();
+    let f = (c.leader(&all).await + 1) % MEMBERS;
+    let follower = c.node(f).expect("follower is up");
+    let host = c.handle.get_node(c.hosts[f]).expect("the follower's host");
+    let calls = host.spawn(async move {
+        for _ in 0..100 {
+            if follower.current_leader().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let put = Command::Put(PutRequest { key: Bytes::from("k"), value: Bytes::from("v"), ..Default::default() });
+        let written = follower.write(put).await.expect("the leader applies the forwarded put");
+        written.result.expect("put applies");
+        follower.linearize().await.expect("the leader's read index");
+        assert!(follower.shared().state().revision() >= written.revision, "the read index covers the put");
+        let grant = Command::LeaseGrant(LeaseGrantRequest { ttl: 60, id: 0 });
+        let id = match follower.write(grant).await.expect("grant").result {
+            Ok(Response::LeaseGrant(r)) => r.id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(follower.lease_renew(id).await, Ok(Ok(60)));
+        assert_eq!(follower.lease_renew(id + 1).await, Ok(Ok(0)), "an unknown lease");
+    });
+    calls.await.expect("the follower's calls");
+    c.converged().await;
 }
