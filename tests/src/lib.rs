@@ -195,14 +195,20 @@ pub fn etcdctl_watch(
     before_wait();
     let deadline = Instant::now() + limit;
     let mut got = Vec::new();
+    let mut ended = false;
     while got.len() < lines {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => got.push(line),
-            Err(_) => break, // timed out, or the process exited
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+            // Its stdout closed: the process is exiting by itself.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                ended = true;
+                break;
+            }
         }
     }
-    let exited = child.try_wait().ok().flatten();
+    let exited = if ended { child.wait().ok() } else { child.try_wait().ok().flatten() };
     if exited.is_none() {
         let _ = child.kill();
     }
