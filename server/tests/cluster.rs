@@ -1,6 +1,6 @@
 //! A 3-member cluster in one process on real tokio, over the peer RPC on
 //! 127.0.0.1 (ephemeral ports), with the real storage adapters on
-//! simulated disks: election, replication of 1,000 puts, the leader
+//! simulated disks: election, replication of 10,000 puts, the leader
 //! stopped and a new one elected, writes continuing, the old leader
 //! restarted on its own data and catching up (by a snapshot, as the new
 //! leader purged the log it missed).
@@ -174,11 +174,11 @@ async fn three_members_replicate_fail_over_and_catch_up() {
         ids.iter().enumerate().map(|(i, &id)| (id, member(id, addrs[i]))).collect();
     nodes[&1].raft.initialize(members).await.expect("initialize");
 
-    // A leader, and 1,000 writes through it, applied alike everywhere.
+    // A leader, and 10,000 writes through it, applied alike everywhere.
     let first = leader(&nodes.values().collect::<Vec<_>>()).await;
-    let last = write(&nodes[&first].raft, 0..1000).await;
+    let last = write(&nodes[&first].raft, 0..10_000).await;
     let (_, revision, _) = converged(&nodes.values().collect::<Vec<_>>(), last).await;
-    assert_eq!(revision, 1 + 1000, "a fresh store is at revision 1; each put adds one");
+    assert_eq!(revision, 1 + 10_000, "a fresh store is at revision 1; each put adds one");
 
     // The leader stops; the other two elect one of themselves and go on.
     let old = nodes.remove(&first).unwrap();
@@ -188,9 +188,9 @@ async fn three_members_replicate_fail_over_and_catch_up() {
     let rest: Vec<&Node> = nodes.values().collect();
     let second = leader(&rest).await;
     assert_ne!(second, first, "a stopped member cannot lead");
-    let last = write(&nodes[&second].raft, 1000..2000).await;
+    let last = write(&nodes[&second].raft, 10_000..11_000).await;
     let (_, revision, _) = converged(&nodes.values().collect::<Vec<_>>(), last).await;
-    assert_eq!(revision, 1 + 2000);
+    assert_eq!(revision, 1 + 11_000);
     // The new leader compacts its log past what the old one has (a
     // snapshot every 300 entries, no log kept behind it).
     let purged = nodes[&second]
@@ -205,15 +205,15 @@ async fn three_members_replicate_fail_over_and_catch_up() {
     assert!(back.applied() <= old_applied + 1, "restarted at {} (stopped at {old_applied})", back.applied());
     nodes.insert(first, back);
     let (at, revision, _) = converged(&nodes.values().collect::<Vec<_>>(), last).await;
-    assert_eq!((at, revision), (last, 1 + 2000));
+    assert_eq!((at, revision), (last, 1 + 11_000));
     let snapshot = nodes[&first].raft.metrics().borrow_watched().snapshot.map(|l| l.index);
     assert!(snapshot.unwrap_or(0) > old_applied, "caught up by a snapshot: {snapshot:?}");
 
     // And it takes part in what follows.
     let leader_now = leader(&nodes.values().collect::<Vec<_>>()).await;
-    let last = write(&nodes[&leader_now].raft, 2000..2100).await;
+    let last = write(&nodes[&leader_now].raft, 11_000..11_100).await;
     let (_, revision, _) = converged(&nodes.values().collect::<Vec<_>>(), last).await;
-    assert_eq!(revision, 1 + 2100);
+    assert_eq!(revision, 1 + 11_100);
 
     for (_, node) in nodes {
         node.stop().await;
