@@ -228,3 +228,63 @@ pub fn etcdctl_watch(
             .collect(),
     }
 }
+
+/// A member of an in-process detcd cluster, with its client API.
+pub struct Member {
+    pub node: Arc<Node>,
+    pub client: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A loopback listener on a free port below Linux's ephemeral range
+/// (32768 and up), which the kernel never hands to a connecting socket.
+pub fn bind_below_ephemeral() -> std::net::TcpListener {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as usize
+        + std::process::id() as usize;
+    (0..2000)
+        .map(|i| 10_000 + (seed + i * 7919) % 22_000)
+        .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port as u16)).ok())
+        .expect("a free port below 32000")
+}
+
+/// Starts an `n`-member detcd cluster in this process (simulated disks,
+/// peer RPC and client API on loopback).
+pub async fn start_cluster(n: usize) -> Vec<Member> {
+    // The ports stay bound until their server takes them, and are below
+    // the ephemeral range, so no outgoing connection can take them between.
+    let bind = bind_below_ephemeral;
+    let mut listeners: Vec<(std::net::TcpListener, std::net::TcpListener)> = (0..n).map(|_| (bind(), bind())).collect();
+    let addr = |l: &std::net::TcpListener| l.local_addr().unwrap();
+    let initial: Vec<String> =
+        listeners.iter().enumerate().map(|(i, (p, _))| format!("m{i}=http://{}", addr(p))).collect();
+    let mut members = Vec::new();
+    for (i, (peer, client)) in listeners.drain(..).enumerate() {
+        let (peer_addr, client_addr) = (addr(&peer), addr(&client));
+        let mut config = NodeConfig::single(&format!("m{i}"), PathBuf::from("/data"), peer_addr);
+        config.initial_cluster = initial.join(",");
+        config.advertise_client_urls = vec![format!("http://{client_addr}")];
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new());
+        drop(peer);
+        let node = Node::start(config, disk, Arc::new(NodeClock::new()), i as u64 + 1).await.expect("member starts");
+        let node = Arc::new(node);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let api = ClientApi::new(node.clone(), ApiLimits::default());
+        drop(client);
+        let server = tokio::spawn(api::serve(api, client_addr, async move {
+            let _ = stopped.await;
+        }));
+        until("the client API to listen", || std::net::TcpStream::connect(client_addr).is_ok()).await;
+        assert!(!server.is_finished(), "the client API serves on {client_addr}");
+        members.push(Member { node, client: client_addr, _stop: stop });
+    }
+    members
+}
+
+/// Polls `cond` until it holds, within 30 s.
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

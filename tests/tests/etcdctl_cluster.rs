@@ -7,17 +7,12 @@
 //! same lines, the same fields, the same fixed text, the same kind of value
 //! in each field), and detcd's own values are checked on their own.
 
-use detcd_server::api::{self, ApiLimits, ClientApi};
-use detcd_server::clock::NodeClock;
 use detcd_server::cluster::member_id;
-use detcd_server::node::{Node, NodeConfig};
-use detcd_server::storage::{Disk, SimDisk};
-use detcd_tests::{Detcd, Etcd};
+use detcd_tests::{start_cluster, until, Detcd, Etcd};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bounds every wait on a server.
@@ -279,64 +274,6 @@ async fn etcdctl_snapshot_save_writes_the_state() {
     assert_eq!(state.range(&req).unwrap().kvs[0].value.len(), 100_000);
 }
 
-/// A detcd member of a three-member cluster with its client API.
-struct Member {
-    node: Arc<Node>,
-    client: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-/// A loopback listener on a free port below Linux's ephemeral range
-/// (32768 and up), which the kernel never hands to a connecting socket.
-fn bind_below_ephemeral() -> std::net::TcpListener {
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as usize
-        + std::process::id() as usize;
-    (0..2000)
-        .map(|i| 10_000 + (seed + i * 7919) % 22_000)
-        .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port as u16)).ok())
-        .expect("a free port below 32000")
-}
-
-async fn three_members() -> Vec<Member> {
-    // The ports stay bound until their server takes them, and are below
-    // the ephemeral range, so no outgoing connection can take them between.
-    let bind = bind_below_ephemeral;
-    let mut listeners: Vec<(std::net::TcpListener, std::net::TcpListener)> = (0..3).map(|_| (bind(), bind())).collect();
-    let addr = |l: &std::net::TcpListener| l.local_addr().unwrap();
-    let initial: Vec<String> =
-        listeners.iter().enumerate().map(|(i, (p, _))| format!("m{i}=http://{}", addr(p))).collect();
-    let mut members = Vec::new();
-    for (i, (peer, client)) in listeners.drain(..).enumerate() {
-        let (peer_addr, client_addr) = (addr(&peer), addr(&client));
-        let mut config = NodeConfig::single(&format!("m{i}"), PathBuf::from("/data"), peer_addr);
-        config.initial_cluster = initial.join(",");
-        config.advertise_client_urls = vec![format!("http://{client_addr}")];
-        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new());
-        drop(peer);
-        let node = Node::start(config, disk, Arc::new(NodeClock::new()), i as u64 + 1).await.expect("member starts");
-        let node = Arc::new(node);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let api = ClientApi::new(node.clone(), ApiLimits::default());
-        drop(client);
-        let server = tokio::spawn(api::serve(api, client_addr, async move {
-            let _ = stopped.await;
-        }));
-        until("the client API to listen", || std::net::TcpStream::connect(client_addr).is_ok()).await;
-        assert!(!server.is_finished(), "the client API serves on {client_addr}");
-        members.push(Member { node, client: client_addr, _stop: stop });
-    }
-    members
-}
-
-/// Polls `cond` until it holds, within `WAIT`.
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn etcdctl_async(endpoints: String, args: Vec<String>) -> Run {
     tokio::task::spawn_blocking(move || etcdctl(&endpoints, &args.iter().map(String::as_str).collect::<Vec<_>>()))
         .await
@@ -345,7 +282,7 @@ async fn etcdctl_async(endpoints: String, args: Vec<String>) -> Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_list_report_status_and_move_the_leader() {
-    let members = three_members().await;
+    let members = start_cluster(3).await;
     let all: Vec<String> = members.iter().map(|m| m.client.to_string()).collect();
     let all = all.join(",");
     until("one leader", || members.iter().filter(|m| m.node.is_leader()).count() == 1).await;
