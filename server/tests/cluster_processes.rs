@@ -9,20 +9,19 @@
 //!   catches up, and then every acknowledged put is on all three members
 //!   (serializable reads, so each member answers from its own state).
 
+mod process;
+
 use detcd_net::etcd::etcdserverpb::kv_client::KvClient;
 use detcd_net::etcd::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd_net::etcd::etcdserverpb::{PutRequest, RangeRequest, StatusRequest};
+use process::Detcd;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
 const WAIT: Duration = Duration::from_secs(30);
-const STOP_WAIT: Duration = Duration::from_secs(20);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const PREFIX: &str = "proc/";
 /// The end of the range of keys under `PREFIX` (`'/' + 1`).
@@ -80,68 +79,6 @@ impl Member {
     fn channel(&self) -> Channel {
         let ep = Endpoint::from_shared(self.client.clone()).unwrap();
         ep.connect_timeout(Duration::from_secs(1)).timeout(REQUEST_TIMEOUT).connect_lazy()
-    }
-}
-
-/// A running `detcd` whose stderr lines arrive on a channel; killed if the
-/// test lets go of it while it runs.
-struct Detcd {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Detcd {
-    fn start(args: &[String]) -> Detcd {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_detcd"))
-            .args(args)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("detcd runs");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Detcd { child, lines, seen: Vec::new() }
-    }
-
-    fn log(&mut self) -> String {
-        self.seen.extend(self.lines.try_iter());
-        self.seen.join("\n")
-    }
-
-    /// Panics with the log if the process has exited.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("detcd exited with {status}; log:\n{}", self.log());
-        }
-    }
-
-    /// SIGKILL (`Child::kill` on unix), then a bounded wait for the exit.
-    fn sigkill(&mut self) {
-        self.child.kill().expect("SIGKILL is sent");
-        let deadline = Instant::now() + STOP_WAIT;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "detcd did not exit within {STOP_WAIT:?} of SIGKILL");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Detcd {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

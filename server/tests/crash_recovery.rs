@@ -14,20 +14,19 @@
 //!   synced record destroys an acknowledged write; this models a write torn
 //!   by a crash, which the member must survive, not a write it may lose.
 
+mod process;
+
 use detcd_net::etcd::etcdserverpb::kv_client::KvClient;
 use detcd_net::etcd::etcdserverpb::{PutRequest, RangeRequest, RangeResponse};
+use process::Detcd;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
 const START_WAIT: Duration = Duration::from_secs(30);
-const STOP_WAIT: Duration = Duration::from_secs(20);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The WAL record header: length u32 LE, type u8, crc32 u32 LE.
 const HEADER_LEN: usize = 9;
@@ -100,81 +99,6 @@ impl Member {
     }
 }
 
-/// A running `detcd` whose stderr lines arrive on a channel; killed if the
-/// test lets go of it while it runs.
-struct Detcd {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Detcd {
-    fn start(args: &[&str]) -> Detcd {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_detcd"))
-            .args(args)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("detcd runs");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Detcd { child, lines, seen: Vec::new() }
-    }
-
-    fn log(&mut self) -> String {
-        self.seen.extend(self.lines.try_iter());
-        self.seen.join("\n")
-    }
-
-    /// Waits (bounded) for the process to exit by itself or after a signal.
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("detcd did not exit within {within:?}; log:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, then a clean exit.
-    fn terminate(&mut self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        let status = self.wait_exit(STOP_WAIT);
-        assert_eq!(status.code(), Some(0), "exit status {status}; log:\n{}", self.log());
-    }
-
-    /// SIGKILL (`Child::kill` on unix), then the exit status.
-    fn sigkill(&mut self) -> ExitStatus {
-        self.child.kill().expect("SIGKILL is sent");
-        self.wait_exit(STOP_WAIT)
-    }
-}
-
-impl Drop for Detcd {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
@@ -192,7 +116,7 @@ async fn wait_serving(detcd: &mut Detcd, kv: &mut KvClient<Channel>) {
         match range_prefix(kv).await {
             Ok(_) => return,
             Err(e) => {
-                if let Ok(Some(status)) = detcd.child.try_wait() {
+                if let Some(status) = detcd.try_wait() {
                     panic!("detcd exited with {status} before serving; log:\n{}", detcd.log());
                 }
                 assert!(Instant::now() < deadline, "detcd does not serve: {e}; log:\n{}", detcd.log());
@@ -314,7 +238,7 @@ fn every_acknowledged_put_survives_sigkill_under_load() {
         let (t, i) = k[PREFIX.len()..].split_once('/').unwrap();
         assert_eq!(v, &value(t.parse().unwrap(), i.parse().unwrap()), "{k}");
     }
-    detcd.terminate();
+    detcd.terminate_cleanly();
 }
 
 /// Writes `n` keys to a fresh member and stops it with SIGTERM.
@@ -328,7 +252,7 @@ fn member_with_keys(rt: &tokio::runtime::Runtime, n: usize) -> Member {
             put(&mut kv, &key(0, i), &value(0, i)).await.expect("put");
         }
     });
-    detcd.terminate();
+    detcd.terminate_cleanly();
     member
 }
 
@@ -404,7 +328,7 @@ fn restart_after_cut(cut: impl Fn(&[(usize, u8, usize)]) -> (usize, u64)) -> (u8
     let survivors = if last_survived { N } else { N - 1 };
     assert_eq!(stored.len(), survivors, "{stored:?}");
     assert_eq!(revision, survivors as i64 + 1);
-    detcd.terminate();
+    detcd.terminate_cleanly();
     (ty, last_survived)
 }
 

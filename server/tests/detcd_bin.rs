@@ -4,92 +4,23 @@
 //! with the same settings given as a config file. Bad configurations exit 1
 //! with the reason before anything is created.
 
+mod process;
+
 use detcd_server::cluster::{format_id, member_id};
-use std::io::{BufRead, BufReader};
+use process::Detcd;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const START_WAIT: Duration = Duration::from_secs(30);
-const STOP_WAIT: Duration = Duration::from_secs(20);
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A running `detcd` whose stderr lines arrive on a channel.
-struct Detcd {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Detcd {
-    fn start(args: &[&str]) -> Detcd {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_detcd"))
-            .args(args)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("detcd runs");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Detcd { child, lines, seen: Vec::new() }
-    }
-
-    /// Waits (bounded) for a stderr line containing `text`.
-    fn wait_for(&mut self, text: &str) -> String {
-        let deadline = Instant::now() + START_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(text) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    let _ = self.child.kill();
-                    panic!("no line with {text:?} from detcd; its log:\n{}", self.seen.join("\n"));
-                }
-            }
-        }
-    }
-
-    /// SIGTERM, then the exit status (bounded) and the rest of the log.
-    fn terminate(mut self) -> (ExitStatus, Vec<String>) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        let deadline = Instant::now() + STOP_WAIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("detcd did not exit within {STOP_WAIT:?} of SIGTERM; log:\n{}", self.seen.join("\n"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.seen.extend(self.lines.try_iter());
-        (status, self.seen)
-    }
-}
-
-fn assert_stopped_cleanly(detcd: Detcd, data_dir: &Path) {
-    let (status, log) = detcd.terminate();
+fn assert_stopped_cleanly(mut detcd: Detcd, data_dir: &Path) {
+    let status = detcd.terminate();
+    let log: Vec<String> = detcd.log().lines().map(str::to_string).collect();
     assert_eq!(status.code(), Some(0), "exit status {status}; log:\n{}", log.join("\n"));
     assert!(log.iter().any(|l| l.contains("received SIGTERM")), "{}", log.join("\n"));
     assert!(log.last().is_some_and(|l| l.contains("stopped")), "{}", log.join("\n"));
@@ -122,9 +53,9 @@ fn runs_a_member_until_sigterm_and_restarts_from_its_data() {
     let id = format_id(member_id(std::slice::from_ref(&peer), "etcd-cluster"));
 
     let mut detcd = Detcd::start(&args);
-    let started = detcd.wait_for("starting member");
+    let started = detcd.wait_for("starting member", START_WAIT);
     assert!(started.contains(&format!("starting member {id} in cluster ")), "{started}");
-    detcd.wait_for(&format!("{id} elected leader {id}"));
+    detcd.wait_for(&format!("{id} elected leader {id}"), START_WAIT);
     assert_stopped_cleanly(detcd, &data_dir);
     assert!(std::fs::read_dir(data_dir.join("member/wal")).unwrap().next().is_some(), "the WAL has a segment");
 
@@ -136,9 +67,9 @@ fn runs_a_member_until_sigterm_and_restarts_from_its_data() {
     );
     std::fs::write(&conf, yaml).unwrap();
     let mut detcd = Detcd::start(&["--config-file", conf.to_str().unwrap(), "--name", "ignored"]);
-    let warning = detcd.wait_for("ignoring --name");
+    let warning = detcd.wait_for("ignoring --name", START_WAIT);
     assert!(warning.contains("WARN"), "{warning}");
-    detcd.wait_for(&format!("{id} elected leader {id}"));
+    detcd.wait_for(&format!("{id} elected leader {id}"), START_WAIT);
     assert_stopped_cleanly(detcd, &data_dir);
 }
 
