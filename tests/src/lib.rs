@@ -31,20 +31,15 @@ impl Detcd {
     /// Starts a member named `default` (etcd's defaults, so its IDs equal
     /// those of an etcd started with the same URLs) on a simulated disk.
     pub async fn start() -> Detcd {
-        // `free_addr` releases the port before the member binds it, so
-        // another process may take it in between: try again on new ports.
-        let mut attempts = 0;
-        let (node, client) = loop {
-            let (peer, client) = (free_addr(), free_addr());
-            let mut config = NodeConfig::single("default", PathBuf::from("/data"), peer);
-            config.advertise_client_urls = vec![format!("http://{client}")];
-            let disk: Arc<dyn Disk> = Arc::new(SimDisk::new());
-            match Node::start(config, disk, Arc::new(NodeClock::new()), 1).await {
-                Ok(node) => break (Arc::new(node), client),
-                Err(e) if attempts < 5 && e.to_string().contains("in use") => attempts += 1,
-                Err(e) => panic!("detcd starts: {e}"),
-            }
-        };
+        // Ports below the ephemeral range, held until the member takes them
+        // (as `start_cluster` does), so nothing else can take them between.
+        let (peer_listener, client_listener) = (bind_below_ephemeral(), bind_below_ephemeral());
+        let (peer, client) = (peer_listener.local_addr().unwrap(), client_listener.local_addr().unwrap());
+        let mut config = NodeConfig::single("default", PathBuf::from("/data"), peer);
+        config.advertise_client_urls = vec![format!("http://{client}")];
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new());
+        drop(peer_listener);
+        let node = Arc::new(Node::start(config, disk, Arc::new(NodeClock::new()), 1).await.expect("detcd starts"));
         let deadline = Instant::now() + Duration::from_secs(20);
         while !node.is_leader() {
             assert!(Instant::now() < deadline, "detcd did not become leader");
@@ -52,6 +47,7 @@ impl Detcd {
         }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let api = ClientApi::new(node.clone(), ApiLimits::default());
+        drop(client_listener);
         tokio::spawn(api::serve(api, client, async move {
             let _ = rx.await;
         }));

@@ -250,16 +250,17 @@ impl RaftLogReader<TypeConfig> for LogReader {
     }
 }
 
+/// The store reads through the same in-memory log as its readers.
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        Ok(lock(&self.mem).range(&range))
+        self.reader().try_get_log_entries(range).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(lock(&self.mem).hard.vote)
+        self.reader().read_vote().await
     }
 }
 
